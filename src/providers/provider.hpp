@@ -1,0 +1,67 @@
+// The provider contract: how the gateway asks an upstream (hosted API, local engine, simulation)
+// for a completion. Implementations: openai (any OpenAI-compatible API), anthropic, local, mock.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "api/types.hpp"
+#include "common/common.hpp"
+
+namespace fp::providers {
+
+// Receives the chunks of a streamed response, in order, each as soon as it exists.
+// Returns false when the consumer is gone (client disconnected): the provider must then stop and
+// cancel its upstream work at once.
+class chunk_sink {
+ public:
+  virtual ~chunk_sink() = default;
+  virtual boost::asio::awaitable<bool> on_chunk(const api::chunk& c) = 0;
+};
+
+struct call_options {
+  std::string upstream_model;  // the model name to send upstream (after routing/aliasing)
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds first_byte_timeout{60000};
+  std::chrono::milliseconds chunk_gap_timeout{30000};
+  std::chrono::milliseconds total_timeout{600000};
+};
+
+// Timings the provider measured (for latency accounting and balancing).
+struct call_stats {
+  int64_t upstream_ttfb_ns = -1;  // request sent -> first response byte
+  int64_t upstream_ttft_ns = -1;  // request sent -> first content chunk
+  int64_t upstream_total_ns = -1;
+  int status = 0;                 // upstream HTTP status (0 for in-process providers)
+  double retry_after_s = -1;      // from a 429/503 Retry-After header, -1 if none
+  bool first_byte_sent = false;   // whether any chunk reached the sink (failures after this
+                                  // can no longer be retried invisibly)
+};
+
+class provider {
+ public:
+  virtual ~provider() = default;
+  virtual std::string_view name() const noexcept = 0;  // the deployment name from config
+  virtual std::string_view kind() const noexcept = 0;  // "openai", "anthropic", "local", "mock"
+
+  // Streams the completion into `sink`. Returns the final usage on success; on failure an error
+  // whose http_status/message describe the upstream's answer (never containing secrets).
+  // Cancellation: the awaiting coroutine's cancellation slot (asio per-operation cancellation)
+  // and a false from the sink both stop the call promptly.
+  virtual boost::asio::awaitable<result<api::usage>> stream(const api::request& req,
+                                                            const call_options& opts,
+                                                            chunk_sink& sink,
+                                                            call_stats& stats) = 0;
+
+  // Non-streamed completion. Providers whose upstream only streams may aggregate.
+  virtual boost::asio::awaitable<result<api::response>> complete(const api::request& req,
+                                                                 const call_options& opts,
+                                                                 call_stats& stats) = 0;
+};
+
+}  // namespace fp::providers
