@@ -51,7 +51,7 @@ struct chunk {
   std::string json;
   std::string content;  // text delta of choice 0 ("" if none)
   finish_reason finish = finish_reason::none;
-  std::optional<usage> usage;  // present on the usage chunk
+  std::optional<api::usage> usage;  // present on the usage chunk
   bool has_tool_calls = false;
 };
 
@@ -60,7 +60,7 @@ struct response {
   std::string json;
   std::string content;
   finish_reason finish = finish_reason::none;
-  std::optional<usage> usage;
+  std::optional<api::usage> usage;
 };
 
 }  // namespace fp::api

@@ -1,0 +1,318 @@
+// Stream chunks: building chat.completion.chunk / text_completion JSON and the fast chunk parser.
+#include <simdjson.h>
+
+#include "api/api.hpp"
+#include "api/json_util.hpp"
+
+namespace fp::api {
+
+std::string_view finish_reason_name(finish_reason f) noexcept {
+  switch (f) {
+    case finish_reason::none: return "";
+    case finish_reason::stop: return "stop";
+    case finish_reason::length: return "length";
+    case finish_reason::tool_calls: return "tool_calls";
+    case finish_reason::content_filter: return "content_filter";
+    case finish_reason::error: return "error";
+  }
+  return "";
+}
+
+namespace detail {
+void append_chunk_head(std::string& out, const chunk_meta& m, std::string_view object) {
+  out += R"({"id":)";
+  append_json_string(out, m.id);
+  out += R"(,"object":")";
+  out += object;
+  out += R"(","created":)";
+  append_int(out, m.created);
+  out += R"(,"model":)";
+  append_json_string(out, m.model);
+  if (!m.system_fingerprint.empty()) {
+    out += R"(,"system_fingerprint":)";
+    append_json_string(out, m.system_fingerprint);
+  }
+}
+}  // namespace detail
+
+namespace {
+void append_finish(std::string& out, finish_reason f) {
+  if (f == finish_reason::none) {
+    out += "null";
+  } else {
+    out.push_back('"');
+    out += finish_reason_name(f);
+    out.push_back('"');
+  }
+}
+}  // namespace
+
+void append_usage_json(std::string& out, const usage& u) {
+  out += R"({"prompt_tokens":)";
+  detail::append_int(out, u.prompt_tokens);
+  out += R"(,"completion_tokens":)";
+  detail::append_int(out, u.completion_tokens);
+  out += R"(,"total_tokens":)";
+  detail::append_int(out, u.total());
+  out += R"(,"prompt_tokens_details":{"cached_tokens":)";
+  detail::append_int(out, u.cached_prompt_tokens);
+  out += "}}";
+}
+
+std::string make_chat_chunk_json(const chunk_meta& m, const chunk_delta& d) {
+  std::string out;
+  out.reserve(160 + m.id.size() + m.model.size() + (d.content ? d.content->size() : 0));
+  detail::append_chunk_head(out, m, "chat.completion.chunk");
+  out += R"(,"choices":[{"index":0,"delta":{)";
+  bool comma = false;
+  if (!d.role.empty()) {
+    out += R"("role":)";
+    append_json_string(out, d.role);
+    comma = true;
+  }
+  if (d.content) {
+    if (comma) out.push_back(',');
+    out += R"("content":)";
+    append_json_string(out, *d.content);
+    comma = true;
+  }
+  if (!d.tool_calls.empty()) {
+    if (comma) out.push_back(',');
+    out += R"("tool_calls":[)";
+    bool first = true;
+    for (const auto& tc : d.tool_calls) {
+      if (!first) out.push_back(',');
+      first = false;
+      out += R"({"index":)";
+      detail::append_int(out, tc.index);
+      if (!tc.id.empty()) {
+        out += R"(,"id":)";
+        append_json_string(out, tc.id);
+        out += R"(,"type":"function")";
+      }
+      out += R"(,"function":{)";
+      if (!tc.name.empty()) {
+        out += R"("name":)";
+        append_json_string(out, tc.name);
+        out.push_back(',');
+      }
+      out += R"("arguments":)";
+      append_json_string(out, tc.arguments);
+      out += "}}";
+    }
+    out.push_back(']');
+  }
+  out += R"(},"logprobs":null,"finish_reason":)";
+  append_finish(out, d.finish);
+  out += "}]}";
+  return out;
+}
+
+std::string make_usage_chunk_json(const chunk_meta& m, const usage& u, endpoint kind) {
+  std::string out;
+  out.reserve(240);
+  detail::append_chunk_head(out, m, kind == endpoint::completions ? "text_completion" : "chat.completion.chunk");
+  out += R"(,"choices":[],"usage":)";
+  append_usage_json(out, u);
+  out.push_back('}');
+  return out;
+}
+
+std::string make_completion_chunk_json(const chunk_meta& m, std::string_view text, finish_reason f) {
+  std::string out;
+  out.reserve(140 + m.id.size() + m.model.size() + text.size());
+  detail::append_chunk_head(out, m, "text_completion");
+  out += R"(,"choices":[{"text":)";
+  append_json_string(out, text);
+  out += R"(,"index":0,"logprobs":null,"finish_reason":)";
+  append_finish(out, f);
+  out += "}]}";
+  return out;
+}
+
+chunk make_chat_chunk(const chunk_meta& m, const chunk_delta& d) {
+  chunk c;
+  c.json = make_chat_chunk_json(m, d);
+  if (d.content) c.content = std::string(*d.content);
+  c.finish = d.finish;
+  c.has_tool_calls = !d.tool_calls.empty();
+  return c;
+}
+
+chunk make_usage_chunk(const chunk_meta& m, const usage& u, endpoint kind) {
+  chunk c;
+  c.json = make_usage_chunk_json(m, u, kind);
+  c.usage = u;
+  return c;
+}
+
+chunk make_completion_chunk(const chunk_meta& m, std::string_view text, finish_reason f) {
+  chunk c;
+  c.json = make_completion_chunk_json(m, text, f);
+  c.content = std::string(text);
+  c.finish = f;
+  return c;
+}
+
+// ---- fast chunk parser (simdjson On-Demand) -----------------------------------------------------
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+error bad_chunk(std::string_view why) {
+  return make_error(errc::upstream_error, std::string("malformed stream chunk from upstream: ") + std::string(why),
+                    502);
+}
+
+// Reads an integer that may be null/absent; returns false on a type error.
+bool read_count(od::value v, int64_t& out) {
+  bool is_null = false;
+  if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) return true;
+  int64_t i = 0;
+  if (v.get_int64().get(i) != simdjson::SUCCESS) return false;
+  out = i;
+  return true;
+}
+
+bool read_usage(od::value v, std::optional<usage>& out) {
+  bool is_null = false;
+  if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) return true;
+  od::object o;
+  if (v.get_object().get(o) != simdjson::SUCCESS) return false;
+  usage u;
+  for (auto field : o) {
+    std::string_view k;
+    if (field.unescaped_key().get(k) != simdjson::SUCCESS) return false;
+    od::value fv;
+    if (field.value().get(fv) != simdjson::SUCCESS) return false;
+    if (k == "prompt_tokens") {
+      if (!read_count(fv, u.prompt_tokens)) return false;
+    } else if (k == "completion_tokens") {
+      if (!read_count(fv, u.completion_tokens)) return false;
+    } else if (k == "prompt_tokens_details") {
+      bool n2 = false;
+      if (fv.is_null().get(n2) == simdjson::SUCCESS && n2) continue;
+      od::object d;
+      if (fv.get_object().get(d) != simdjson::SUCCESS) return false;
+      for (auto df : d) {
+        std::string_view dk;
+        if (df.unescaped_key().get(dk) != simdjson::SUCCESS) return false;
+        if (dk == "cached_tokens") {
+          od::value dv;
+          if (df.value().get(dv) != simdjson::SUCCESS || !read_count(dv, u.cached_prompt_tokens)) return false;
+        }
+      }
+    }
+  }
+  out = u;
+  return true;
+}
+
+// Reads a string-or-null into out (appending); false on a type error.
+bool read_opt_string(od::value v, std::string& out, bool& present) {
+  bool is_null = false;
+  if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) return true;
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
+  out.append(s);
+  present = true;
+  return true;
+}
+
+bool read_choice(od::value v, chunk& c) {
+  od::object o;
+  if (v.get_object().get(o) != simdjson::SUCCESS) return false;
+  for (auto field : o) {
+    std::string_view k;
+    if (field.unescaped_key().get(k) != simdjson::SUCCESS) return false;
+    od::value fv;
+    if (field.value().get(fv) != simdjson::SUCCESS) return false;
+    if (k == "delta" || k == "message") {
+      bool is_null = false;
+      if (fv.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      od::object d;
+      if (fv.get_object().get(d) != simdjson::SUCCESS) return false;
+      for (auto df : d) {
+        std::string_view dk;
+        if (df.unescaped_key().get(dk) != simdjson::SUCCESS) return false;
+        od::value dv;
+        if (df.value().get(dv) != simdjson::SUCCESS) return false;
+        if (dk == "content") {
+          bool present = false;
+          if (!read_opt_string(dv, c.content, present)) return false;
+        } else if (dk == "tool_calls" || dk == "function_call") {
+          bool n2 = false;
+          if (dv.is_null().get(n2) == simdjson::SUCCESS && n2) continue;
+          c.has_tool_calls = true;
+        }
+      }
+    } else if (k == "text") {
+      bool present = false;
+      if (!read_opt_string(fv, c.content, present)) return false;
+    } else if (k == "finish_reason") {
+      bool is_null = false;
+      if (fv.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      std::string_view s;
+      if (fv.get_string().get(s) != simdjson::SUCCESS) return false;
+      c.finish = finish_reason_from_name(s);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+result<chunk> parse_openai_chunk(std::string_view data) {
+  thread_local od::parser parser;
+  thread_local std::string padded;
+  padded.reserve(data.size() + simdjson::SIMDJSON_PADDING);
+  padded.assign(data);
+  chunk c;
+  od::document doc;
+  if (parser.iterate(padded.data(), padded.size(), padded.capacity()).get(doc) != simdjson::SUCCESS) {
+    return bad_chunk("not JSON");
+  }
+  od::object root;
+  if (doc.get_object().get(root) != simdjson::SUCCESS) return bad_chunk("not a JSON object");
+  bool first_choice_seen = false;
+  for (auto field : root) {
+    std::string_view k;
+    if (field.unescaped_key().get(k) != simdjson::SUCCESS) return bad_chunk("bad key");
+    od::value fv;
+    if (field.value().get(fv) != simdjson::SUCCESS) return bad_chunk("bad value");
+    if (k == "choices") {
+      od::array arr;
+      if (fv.get_array().get(arr) != simdjson::SUCCESS) return bad_chunk("'choices' is not an array");
+      for (auto el : arr) {
+        od::value ev;
+        if (el.get(ev) != simdjson::SUCCESS) return bad_chunk("bad choice");
+        if (!first_choice_seen) {
+          first_choice_seen = true;
+          if (!read_choice(ev, c)) return bad_chunk("bad choice");
+        }
+        // Later choices (n > 1) are skipped by the iterator.
+      }
+    } else if (k == "usage") {
+      if (!read_usage(fv, c.usage)) return bad_chunk("bad usage");
+    } else if (k == "error") {
+      std::string msg = "upstream error";
+      od::object eo;
+      if (fv.get_object().get(eo) == simdjson::SUCCESS) {
+        for (auto ef : eo) {
+          std::string_view ek;
+          if (ef.unescaped_key().get(ek) != simdjson::SUCCESS) break;
+          if (ek == "message") {
+            std::string_view m;
+            if (ef.value().get_string().get(m) == simdjson::SUCCESS) msg = std::string(m);
+          }
+        }
+      }
+      return make_error(errc::upstream_error, std::move(msg), 502);
+    }
+  }
+  c.json.assign(data);
+  return c;
+}
+
+}  // namespace fp::api

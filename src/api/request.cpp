@@ -1,0 +1,255 @@
+// Client request parsing and validation (OpenAI chat/completions and legacy completions).
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "api/api.hpp"
+#include "api/json_util.hpp"
+
+namespace fp::api {
+namespace detail {
+
+std::string_view json_kind_name(const boost::json::value& v) noexcept {
+  switch (v.kind()) {
+    case boost::json::kind::null: return "null";
+    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64: return "an integer";
+    case boost::json::kind::double_: return "a decimal";
+    case boost::json::kind::string: return "a string";
+    case boost::json::kind::array: return "an array";
+    case boost::json::kind::object: return "an object";
+  }
+  return "a value";
+}
+
+std::optional<int64_t> as_integer(const boost::json::value& v) noexcept {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64()) {
+    auto u = v.get_uint64();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_double()) {
+    double d = v.get_double();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.0e18) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+std::optional<double> as_number(const boost::json::value& v) noexcept {
+  if (v.is_int64()) return static_cast<double>(v.get_int64());
+  if (v.is_uint64()) return static_cast<double>(v.get_uint64());
+  if (v.is_double()) return v.get_double();
+  return std::nullopt;
+}
+
+std::string describe_position(std::string_view text, size_t offset) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return fmt::format("line {}, column {}", line, col);
+}
+
+result<boost::json::value> parse_json(std::string_view text, std::string_view what) {
+  boost::json::parse_options opt;
+  opt.max_depth = 128;
+  boost::json::stream_parser p({}, opt);
+  boost::system::error_code ec;
+  size_t n = p.write_some(text.data(), text.size(), ec);
+  if (!ec && n < text.size()) {
+    // Trailing bytes after a complete value: only whitespace is allowed.
+    size_t i = n;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) ++i;
+    if (i < text.size()) {
+      return make_error(errc::invalid_request,
+                        fmt::format("{} is not valid JSON: unexpected data after the value at byte {} ({})",
+                                    what, i, describe_position(text, i)));
+    }
+  }
+  if (!ec) p.finish(ec);
+  if (ec) {
+    size_t at = ec == boost::json::error::incomplete ? text.size() : n;
+    if (text.empty()) {
+      return make_error(errc::invalid_request, fmt::format("{} is empty; expected a JSON object", what));
+    }
+    return make_error(errc::invalid_request,
+                      fmt::format("{} is not valid JSON: {} at byte {} ({})", what, ec.message(), at,
+                                  describe_position(text, at)));
+  }
+  return p.release();
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::json_kind_name;
+
+error type_error(std::string_view field, std::string_view expected, const boost::json::value& got) {
+  return make_error(errc::invalid_request,
+                    fmt::format("Invalid type for '{}': expected {}, but got {} instead.", field, expected,
+                                json_kind_name(got)));
+}
+
+error value_error(std::string_view field, std::string_view msg) {
+  return make_error(errc::invalid_request, fmt::format("Invalid value for '{}': {}", field, msg));
+}
+
+bool is_role(std::string_view r) {
+  return r == "system" || r == "user" || r == "assistant" || r == "tool" || r == "developer" ||
+         r == "function";
+}
+
+result<void> check_messages(const boost::json::value& v) {
+  if (!v.is_array()) return type_error("messages", "an array", v);
+  const auto& arr = v.get_array();
+  if (arr.empty()) return value_error("messages", "must contain at least one message.");
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const auto& m = arr[i];
+    std::string f = fmt::format("messages[{}]", i);
+    if (!m.is_object()) return type_error(f, "an object", m);
+    const auto& o = m.get_object();
+    auto* role = o.if_contains("role");
+    if (!role) return make_error(errc::invalid_request, fmt::format("Missing required parameter: '{}.role'.", f));
+    if (!role->is_string()) return type_error(f + ".role", "a string", *role);
+    if (!is_role(detail::sv(role->get_string()))) {
+      return value_error(f + ".role", fmt::format("'{}' is not one of 'system', 'developer', 'user', "
+                                                  "'assistant', 'tool', 'function'.",
+                                                  detail::sv(role->get_string())));
+    }
+    if (auto* c = o.if_contains("content"); c && !c->is_string() && !c->is_array() && !c->is_null()) {
+      return type_error(f + ".content", "a string or an array", *c);
+    }
+    if (auto* tc = o.if_contains("tool_calls"); tc && !tc->is_array() && !tc->is_null()) {
+      return type_error(f + ".tool_calls", "an array", *tc);
+    }
+  }
+  return {};
+}
+
+result<void> check_prompt(const boost::json::value& v) {
+  if (v.is_string()) return {};
+  if (v.is_array()) {
+    for (const auto& e : v.get_array()) {
+      if (!e.is_string() && !e.is_int64() && !e.is_uint64() && !e.is_array()) {
+        return type_error("prompt", "a string or an array of strings or tokens", e);
+      }
+    }
+    return {};
+  }
+  return type_error("prompt", "a string or an array", v);
+}
+
+}  // namespace
+
+finish_reason finish_reason_from_name(std::string_view s) noexcept {
+  if (s == "stop") return finish_reason::stop;
+  if (s == "length") return finish_reason::length;
+  if (s == "tool_calls" || s == "function_call") return finish_reason::tool_calls;
+  if (s == "content_filter") return finish_reason::content_filter;
+  if (s == "error") return finish_reason::error;
+  return finish_reason::none;
+}
+
+result<request> parse_openai_request(std::string_view body, endpoint kind) {
+  auto parsed = detail::parse_json(body, "The request body");
+  if (!parsed) return parsed.error();
+  if (!parsed->is_object()) {
+    return make_error(errc::invalid_request,
+                      fmt::format("The request body must be a JSON object, but got {}.", json_kind_name(*parsed)));
+  }
+  request r;
+  r.kind = kind;
+  r.body = std::move(parsed->get_object());
+  const auto& o = r.body;
+
+  auto* model = o.if_contains("model");
+  if (!model) return make_error(errc::invalid_request, "Missing required parameter: 'model'.");
+  if (!model->is_string()) return type_error("model", "a string", *model);
+  r.model = std::string(detail::sv(model->get_string()));
+  if (r.model.empty()) return value_error("model", "must not be empty.");
+
+  if (kind == endpoint::chat_completions) {
+    auto* msgs = o.if_contains("messages");
+    if (!msgs) return make_error(errc::invalid_request, "Missing required parameter: 'messages'.");
+    if (auto c = check_messages(*msgs); !c) return c.error();
+  } else if (auto* p = o.if_contains("prompt"); p && !p->is_null()) {
+    if (auto c = check_prompt(*p); !c) return c.error();
+  }
+
+  if (auto* v = o.if_contains("stream"); v && !v->is_null()) {
+    if (!v->is_bool()) return type_error("stream", "a boolean", *v);
+    r.stream = v->get_bool();
+  }
+  if (auto* v = o.if_contains("stream_options"); v && !v->is_null()) {
+    if (!v->is_object()) return type_error("stream_options", "an object", *v);
+    if (auto* iu = v->get_object().if_contains("include_usage"); iu && !iu->is_null()) {
+      if (!iu->is_bool()) return type_error("stream_options.include_usage", "a boolean", *iu);
+      r.include_usage = iu->get_bool();
+    }
+  }
+  for (std::string_view f : {"max_tokens", "max_completion_tokens"}) {
+    auto* v = o.if_contains(f);
+    if (!v || v->is_null()) continue;
+    auto i = detail::as_integer(*v);
+    if (!i) return type_error(f, "an integer", *v);
+    if (*i < 1) return value_error(f, fmt::format("{} is less than the minimum of 1.", *i));
+    if (f == "max_completion_tokens" || !r.max_tokens) r.max_tokens = *i;
+  }
+  if (auto* v = o.if_contains("temperature"); v && !v->is_null()) {
+    auto d = detail::as_number(*v);
+    if (!d) return type_error("temperature", "a decimal", *v);
+    if (*d < 0 || *d > 2) return value_error("temperature", "must be between 0 and 2.");
+    r.temperature = *d;
+  }
+  if (auto* v = o.if_contains("top_p"); v && !v->is_null()) {
+    auto d = detail::as_number(*v);
+    if (!d) return type_error("top_p", "a decimal", *v);
+    if (*d < 0 || *d > 1) return value_error("top_p", "must be between 0 and 1.");
+  }
+  if (auto* v = o.if_contains("seed"); v && !v->is_null()) {
+    auto i = detail::as_integer(*v);
+    if (!i) return type_error("seed", "an integer", *v);
+    r.seed = *i;
+  }
+  if (auto* v = o.if_contains("n"); v && !v->is_null()) {
+    auto i = detail::as_integer(*v);
+    if (!i) return type_error("n", "an integer", *v);
+    if (*i < 1 || *i > 128) return value_error("n", "must be between 1 and 128.");
+    r.n = *i;
+  }
+  if (auto* v = o.if_contains("stop"); v && !v->is_null()) {
+    if (v->is_array()) {
+      for (const auto& s : v->get_array()) {
+        if (!s.is_string()) return type_error("stop", "a string or an array of strings", s);
+      }
+    } else if (!v->is_string()) {
+      return type_error("stop", "a string or an array of strings", *v);
+    }
+  }
+  if (auto* v = o.if_contains("tools"); v && !v->is_null()) {
+    if (!v->is_array()) return type_error("tools", "an array", *v);
+    for (const auto& t : v->get_array()) {
+      if (!t.is_object()) return type_error("tools[]", "an object", t);
+    }
+  }
+  if (auto* v = o.if_contains("tool_choice"); v && !v->is_null() && !v->is_string() && !v->is_object()) {
+    return type_error("tool_choice", "a string or an object", *v);
+  }
+  if (auto* v = o.if_contains("response_format"); v && !v->is_null() && !v->is_object()) {
+    return type_error("response_format", "an object", *v);
+  }
+  if (auto* v = o.if_contains("logprobs"); v && !v->is_null() && !v->is_bool() && kind == endpoint::chat_completions) {
+    return type_error("logprobs", "a boolean", *v);
+  }
+  return r;
+}
+
+}  // namespace fp::api

@@ -1,0 +1,88 @@
+// Incremental Server-Sent-Events parser (WHATWG EventSource parsing rules, minus id/retry use).
+#include "api/api.hpp"
+
+namespace fp::api {
+
+bool sse_parser::feed(std::string_view bytes) {
+  if (failed_) return false;
+  // Compact: drop consumed bytes before appending, so the buffer never grows without bound.
+  if (pos_ > 0 && (pos_ >= buf_.size() || pos_ > 4096)) {
+    buf_.erase(0, pos_);
+    pos_ = 0;
+  }
+  buf_.append(bytes);
+  if (!bom_checked_ && buf_.size() - pos_ >= 3) {
+    if (buf_.compare(pos_, 3, "\xEF\xBB\xBF") == 0) pos_ += 3;
+    bom_checked_ = true;
+  }
+  if (buf_.size() - pos_ + cur_.data.size() + cur_.event.size() > max_event_bytes_) {
+    failed_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool sse_parser::next(sse_event& out) {
+  if (failed_) return false;
+  if (!bom_checked_) {
+    // Fewer than 3 bytes seen: a partial BOM prefix must wait for more bytes.
+    std::string_view rest(buf_.data() + pos_, buf_.size() - pos_);
+    if (std::string_view("\xEF\xBB\xBF").substr(0, rest.size()) == rest) return false;
+    bom_checked_ = true;
+  }
+  while (pos_ < buf_.size()) {
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (buf_[pos_] == '\n') {
+        ++pos_;
+        continue;
+      }
+    }
+    // Find the end of the next line.
+    size_t end = pos_;
+    while (end < buf_.size() && buf_[end] != '\n' && buf_[end] != '\r') ++end;
+    if (end == buf_.size()) return false;  // incomplete line
+    std::string_view line(buf_.data() + pos_, end - pos_);
+    if (buf_[end] == '\r') pending_cr_ = true;
+    pos_ = end + 1;
+
+    if (line.empty()) {
+      // Dispatch.
+      if (cur_has_data_) {
+        out.event = std::move(cur_.event);
+        out.data = std::move(cur_.data);
+        cur_.event.clear();
+        cur_.data.clear();
+        cur_has_data_ = false;
+        return true;
+      }
+      cur_.event.clear();
+      continue;
+    }
+    if (line[0] == ':') continue;  // comment
+    std::string_view field = line, value;
+    if (auto colon = line.find(':'); colon != std::string_view::npos) {
+      field = line.substr(0, colon);
+      value = line.substr(colon + 1);
+      if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+    }
+    if (field == "data") {
+      if (cur_has_data_) cur_.data.push_back('\n');
+      cur_.data.append(value);
+      cur_has_data_ = true;
+    } else if (field == "event") {
+      cur_.event.assign(value);
+    }
+    // id, retry and unknown fields are ignored.
+  }
+  return false;
+}
+
+void append_sse_data(std::string& out, std::string_view json) {
+  out.reserve(out.size() + json.size() + 8);
+  out += "data: ";
+  out += json;
+  out += "\n\n";
+}
+
+}  // namespace fp::api

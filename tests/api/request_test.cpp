@@ -1,0 +1,116 @@
+#include <gtest/gtest.h>
+
+#include "api/api.hpp"
+
+using namespace fp::api;
+
+TEST(parse_openai_request, extracts_typed_fields_and_keeps_body) {
+  auto r = parse_openai_request(R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],
+    "stream":true,"stream_options":{"include_usage":true},"max_tokens":50,"temperature":0.5,
+    "seed":7,"n":2,"logit_bias":{"1":2},"custom_field":[1,2]})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->model, "gpt-4o");
+  EXPECT_TRUE(r->stream);
+  EXPECT_TRUE(r->include_usage);
+  EXPECT_EQ(r->max_tokens, 50);
+  EXPECT_DOUBLE_EQ(*r->temperature, 0.5);
+  EXPECT_EQ(r->seed, 7);
+  EXPECT_EQ(r->n, 2);
+  EXPECT_TRUE(r->body.contains("custom_field"));
+  EXPECT_TRUE(r->body.contains("logit_bias"));
+}
+
+TEST(parse_openai_request, max_completion_tokens_wins) {
+  auto r = parse_openai_request(R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":5,"max_completion_tokens":9})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->max_tokens, 9);
+}
+
+TEST(parse_openai_request, malformed_json_names_position) {
+  auto r = parse_openai_request("{\"model\":\"m\",\n  \"messages\": [}");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, fp::errc::invalid_request);
+  EXPECT_EQ(r.error().status(), 400);
+  EXPECT_NE(r.error().message.find("line 2"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("byte 29"), std::string::npos) << r.error().message;
+}
+
+TEST(parse_openai_request, truncated_and_trailing_and_empty) {
+  auto a = parse_openai_request(R"({"model":"m")");
+  ASSERT_FALSE(a.has_value());
+  EXPECT_NE(a.error().message.find("byte 12"), std::string::npos) << a.error().message;
+  auto b = parse_openai_request(R"({"model":"m","messages":[{"role":"user"}]} x)");
+  ASSERT_FALSE(b.has_value());
+  EXPECT_NE(b.error().message.find("byte 43"), std::string::npos) << b.error().message;
+  auto c = parse_openai_request("");
+  ASSERT_FALSE(c.has_value());
+  auto d = parse_openai_request("[1,2]");
+  ASSERT_FALSE(d.has_value());
+  EXPECT_NE(d.error().message.find("JSON object"), std::string::npos);
+}
+
+TEST(parse_openai_request, type_errors_name_the_field) {
+  struct tc {
+    const char* body;
+    const char* field;
+  } cases[] = {
+      {R"({"messages":[{"role":"user","content":"x"}]})", "'model'"},
+      {R"({"model":5,"messages":[{"role":"user","content":"x"}]})", "'model'"},
+      {R"({"model":"m"})", "'messages'"},
+      {R"({"model":"m","messages":"hi"})", "'messages'"},
+      {R"({"model":"m","messages":[{"content":"x"}]})", "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})", "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"user","content":5}]})", "messages[0].content"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})", "'stream'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"10"})", "'max_tokens'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0})", "'max_tokens'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3})", "'temperature'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":0})", "'n'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":5})", "'stop'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":{}})", "'tools'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":1}})",
+       "stream_options.include_usage"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_openai_request(c.body);
+    ASSERT_FALSE(r.has_value()) << c.body;
+    EXPECT_EQ(r.error().code, fp::errc::invalid_request);
+    EXPECT_NE(r.error().message.find(c.field), std::string::npos) << c.body << " -> " << r.error().message;
+  }
+}
+
+TEST(parse_openai_request, legacy_completions) {
+  auto r = parse_openai_request(R"({"model":"m","prompt":"Once upon","max_tokens":3})", endpoint::completions);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->kind, endpoint::completions);
+  EXPECT_FALSE(parse_openai_request(R"({"model":"m","prompt":{}})", endpoint::completions).has_value());
+  EXPECT_TRUE(parse_openai_request(R"({"model":"m","prompt":["a",[1,2]]})", endpoint::completions).has_value());
+}
+
+TEST(openai_error_json, shape) {
+  auto j = openai_error_json(fp::make_error(fp::errc::not_found, "The model `x` does not exist"));
+  EXPECT_EQ(j, R"({"error":{"message":"The model `x` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}})");
+  auto k = openai_error_json(fp::make_error(fp::errc::invalid_request, "bad \"q\"\n"));
+  EXPECT_EQ(k, R"({"error":{"message":"bad \"q\"\n","type":"invalid_request_error","param":null,"code":null}})");
+}
+
+TEST(upstream_error_from_body, both_formats) {
+  auto a = upstream_error_from_body(400, R"({"error":{"message":"bad thing","type":"invalid_request_error"}})",
+                                    wire_format::openai);
+  EXPECT_EQ(a.message, "bad thing");
+  EXPECT_EQ(a.status(), 400);
+  EXPECT_EQ(a.code, fp::errc::upstream_error);
+  auto b = upstream_error_from_body(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+                                    wire_format::anthropic);
+  EXPECT_EQ(b.message, "Overloaded");
+  EXPECT_EQ(b.code, fp::errc::rate_limited);
+  EXPECT_EQ(b.status(), 529);
+  auto c = upstream_error_from_body(503, "<html>", wire_format::openai);
+  EXPECT_EQ(c.message, "upstream returned HTTP 503");
+}
+
+TEST(append_json_string, escapes) {
+  std::string out;
+  append_json_string(out, std::string_view("a\"b\\c\x01\td\xc3\xa9", 10));
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\u0001\\td\xc3\xa9\"");
+}
