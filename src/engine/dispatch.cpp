@@ -1,0 +1,215 @@
+// Run-time choice of the kernel variant (the only place that looks at the CPU), and the public
+// kernel entry points of kernels.hpp, including the threaded matrix product.
+#include "engine/dispatch.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "engine/quant.hpp"
+#include "engine/threadpool.hpp"
+
+namespace fp::engine {
+namespace detail {
+
+std::string_view isa_name(isa i) noexcept {
+  switch (i) {
+    case isa::avx2: return "avx2";
+    case isa::avx512: return "avx512";
+    default: return "scalar";
+  }
+}
+
+bool isa_supported(isa i) noexcept {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  switch (i) {
+    case isa::scalar: return true;
+    case isa::avx2: return avx2;
+    case isa::avx512:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+#else
+  return i == isa::scalar;
+#endif
+}
+
+const kernel_table& table_for(isa i) noexcept {
+  if (!isa_supported(i)) return table_scalar();
+  switch (i) {
+    case isa::avx2: return table_avx2();
+    case isa::avx512: return table_avx512();
+    default: return table_scalar();
+  }
+}
+
+namespace {
+const kernel_table& choose() noexcept {
+  isa best = isa::scalar;
+  if (isa_supported(isa::avx512)) best = isa::avx512;
+  else if (isa_supported(isa::avx2)) best = isa::avx2;
+  if (const char* env = std::getenv("FASTPATH_ISA")) {
+    const std::string_view want(env);
+    if (want == "scalar") best = isa::scalar;
+    else if (want == "avx2" && best == isa::avx512) best = isa::avx2;
+  }
+  return table_for(best);
+}
+}  // namespace
+
+const kernel_table& active() noexcept {
+  static const kernel_table& t = choose();
+  return t;
+}
+
+}  // namespace detail
+
+std::string_view kernels_isa() noexcept { return detail::isa_name(detail::active().id); }
+
+// ---- matrix product -----------------------------------------------------------------------------
+namespace {
+
+// Quantised activations of the current call; grows, never shrinks (no allocation once warm).
+struct act_scratch {
+  std::vector<uint8_t> buf;
+  uint8_t* get(size_t bytes) {
+    if (buf.size() < bytes + 64) buf.resize(bytes + 64);
+    auto p = reinterpret_cast<uintptr_t>(buf.data());
+    return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
+  }
+};
+thread_local act_scratch t_scratch;
+
+int64_t weight_stride(const weight_view& w) noexcept {
+  return w.row_stride ? w.row_stride : type_row_bytes(w.type, w.cols);
+}
+
+// Rows per work item: enough to amortise the scheduling, small enough to balance two threads
+// that share the machine with other work.
+int64_t chunk_rows(int64_t rows, int n_threads) noexcept {
+  const int64_t c = rows / (static_cast<int64_t>(n_threads) * 8);
+  return std::clamp<int64_t>(c / 16 * 16, 16, 512);
+}
+
+}  // namespace
+
+void matmul_rows(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t ldy,
+                 int n_tokens, int64_t row_begin, int64_t row_end) noexcept {
+  const auto& k = detail::active();
+  const auto kind = quant::act_kind_for(w.type);
+  if (kind == quant::act_kind::none) {
+    k.gemm(w, x, ldx, n_tokens, y, ldy, row_begin, row_end);
+    return;
+  }
+  const int64_t arb = quant::act_row_bytes(kind, w.cols);
+  uint8_t* act = t_scratch.get(static_cast<size_t>(arb * n_tokens));
+  for (int t = 0; t < n_tokens; ++t) k.quantize_act(w.type, x + t * ldx, act + t * arb, w.cols);
+  k.gemm(w, act, arb, n_tokens, y, ldy, row_begin, row_end);
+}
+
+void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t ldy,
+            int n_tokens, thread_pool& pool) noexcept {
+  if (n_tokens <= 0 || w.rows <= 0) return;
+  const int nt = pool.size();
+  if (nt == 1) {
+    matmul_rows(w, x, ldx, y, ldy, n_tokens, 0, w.rows);
+    return;
+  }
+  const auto& k = detail::active();
+  const auto kind = quant::act_kind_for(w.type);
+  const void* act = x;
+  int64_t act_stride = ldx;
+  uint8_t* qbuf = nullptr;
+  if (kind != quant::act_kind::none) {
+    act_stride = quant::act_row_bytes(kind, w.cols);
+    qbuf = t_scratch.get(static_cast<size_t>(act_stride * n_tokens));
+    act = qbuf;
+  }
+  const int64_t chunk = chunk_rows(w.rows, nt);
+  const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  pool.run([&](int ti, int n) {
+    if (qbuf) {  // quantise the activations once, split by token, then everyone reads them
+      for (int t = ti; t < n_tokens; t += n)
+        k.quantize_act(w.type, x + t * ldx, qbuf + t * act_stride, w.cols);
+      pool.barrier();
+    }
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) break;
+      const int64_t r0 = c * chunk, r1 = std::min(w.rows, r0 + chunk);
+      k.gemm(w, act, act_stride, n_tokens, y, ldy, r0, r1);
+    }
+  });
+  (void)weight_stride;
+}
+
+void get_row(const weight_view& w, int64_t row, float* dst) noexcept {
+  const auto* p = static_cast<const uint8_t*>(w.data) + row * weight_stride(w);
+  dequantize_row(w.type, p, dst, w.cols);
+}
+
+// ---- small kernels ------------------------------------------------------------------------------
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) noexcept {
+  detail::active().f16_to_f32_row(src, dst, n);
+}
+void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n) noexcept {
+  detail::active().f32_to_f16_row(src, dst, n);
+}
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n, float eps) noexcept {
+  detail::active().rmsnorm(x, weight, y, n, eps);
+}
+void softmax(float* x, int64_t n) noexcept { detail::active().softmax(x, n); }
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) noexcept {
+  detail::active().silu_mul(gate, up, out, n);
+}
+void vec_add(float* y, const float* x, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+void vec_scale(float* y, float s, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+float dot_f32(const float* a, const float* b, int64_t n) noexcept {
+  return detail::active().dot_f32(a, b, n);
+}
+float dot_f32_f16(const float* q, const uint16_t* k, int64_t n) noexcept {
+  return detail::active().dot_f32_f16(q, k, n);
+}
+void axpy_f16(float a, const uint16_t* v, float* acc, int64_t n) noexcept {
+  detail::active().axpy_f16(a, v, acc, n);
+}
+
+void rope(float* x, int n_heads, int head_dim, int64_t pos, const rope_params& p) noexcept {
+  const int n_rot = p.n_rot > 0 ? std::min(p.n_rot, head_dim) : head_dim;
+  const int half = n_rot / 2;
+  // theta_i = pos * scale * base^(-2i/n_rot); computed in double once per call, shared by heads.
+  constexpr int k_max_half = 512;
+  float cs[k_max_half], sn[k_max_half];
+  const int nh = std::min(half, k_max_half);
+  for (int i = 0; i < nh; ++i) {
+    double theta = static_cast<double>(pos) * p.freq_scale *
+                   std::pow(static_cast<double>(p.freq_base), -2.0 * i / n_rot);
+    if (p.freq_factors) theta /= p.freq_factors[i];
+    cs[i] = static_cast<float>(std::cos(theta));
+    sn[i] = static_cast<float>(std::sin(theta));
+  }
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    for (int i = 0; i < nh; ++i) {
+      const int a = p.mode == rope_mode::neox ? i : 2 * i;
+      const int b = p.mode == rope_mode::neox ? i + half : 2 * i + 1;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * cs[i] - x1 * sn[i];
+      v[b] = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+}  // namespace fp::engine

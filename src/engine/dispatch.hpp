@@ -1,0 +1,43 @@
+// The one place that knows about instruction sets: a table of kernel entry points per variant,
+// and the run-time choice (cpuid via __builtin_cpu_supports). Private to src/engine and tests.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "engine/kernels.hpp"
+
+namespace fp::engine::detail {
+
+enum class isa { scalar, avx2, avx512 };
+std::string_view isa_name(isa i) noexcept;
+
+struct kernel_table {
+  isa id;
+  // Quantise one token row of activations for weights of type wt (layout: quant::act_kind_for).
+  void (*quantize_act)(ggml_type wt, const float* x, void* row, int64_t cols);
+  // Rows [r0, r1) of y = x W^T for n_tokens tokens. `act` is the quantised activation rows
+  // (stride act_stride bytes) for quantised weights, or the float x (stride act_stride floats)
+  // for f32/f16/bf16 weights.
+  void (*gemm)(const weight_view& w, const void* act, int64_t act_stride, int n_tokens, float* y,
+               int64_t ldy, int64_t r0, int64_t r1);
+  void (*f16_to_f32_row)(const uint16_t* src, float* dst, int64_t n);
+  void (*f32_to_f16_row)(const float* src, uint16_t* dst, int64_t n);
+  void (*rmsnorm)(const float* x, const float* weight, float* y, int64_t n, float eps);
+  void (*softmax)(float* x, int64_t n);
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  float (*dot_f32_f16)(const float* q, const uint16_t* k, int64_t n);
+  void (*axpy_f16)(float a, const uint16_t* v, float* acc, int64_t n);
+};
+
+const kernel_table& table_scalar() noexcept;
+const kernel_table& table_avx2() noexcept;    // only call if isa_supported(isa::avx2)
+const kernel_table& table_avx512() noexcept;  // only call if isa_supported(isa::avx512)
+bool isa_supported(isa i) noexcept;
+const kernel_table& table_for(isa i) noexcept;  // falls back to scalar if unsupported
+// The active table: the best supported ISA, or FASTPATH_ISA=scalar|avx2|avx512 from the
+// environment (read once; a lower one than supported is honoured, a higher one is not).
+const kernel_table& active() noexcept;
+
+}  // namespace fp::engine::detail
