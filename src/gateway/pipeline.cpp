@@ -1,0 +1,418 @@
+// The serving pipeline: the http::handler behind every endpoint, the client-facing SSE sink, the
+// default cache and router seams, latency accounting (Prometheus histograms + access log).
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include "api/api.hpp"
+#include "gateway/pipeline_impl.hpp"
+#include "metrics/metrics.hpp"
+
+namespace fp::gateway {
+
+using boost::asio::awaitable;
+
+// ---- default seams --------------------------------------------------------------------------------
+
+awaitable<result<api::usage>> cache_hook::stream(request_context&, providers::chunk_sink& client, stream_fn upstream) {
+  co_return co_await upstream(client);
+}
+awaitable<result<api::response>> cache_hook::complete(request_context&, complete_fn upstream) {
+  co_return co_await upstream();
+}
+
+namespace {
+// Failures worth trying the next deployment for (nothing reached the client yet).
+bool retryable(const error& e) {
+  if (e.code == errc::cancelled || e.code == errc::invalid_request || e.code == errc::unsupported) return false;
+  int s = e.status();
+  return s == 429 || s >= 500;
+}
+
+void note_attempt(request_context& ctx, const deployment& d) {
+  if (ctx.t.upstream_start_ns < 0) ctx.t.upstream_start_ns = now_ns();
+  ctx.provider = std::string(d.p->name());
+  ctx.upstream_model = d.opts.upstream_model.empty() ? ctx.req.model : d.opts.upstream_model;
+}
+}  // namespace
+
+awaitable<result<api::usage>> router::stream(request_context& ctx, std::span<const deployment> ds,
+                                             providers::chunk_sink& sink) {
+  result<api::usage> r = make_error(errc::not_found, "no deployment");
+  for (const auto& d : ds) {
+    note_attempt(ctx, d);
+    ctx.stats = {};
+    r = co_await d.p->stream(ctx.req, d.opts, sink, ctx.stats);
+    if (r || ctx.stats.first_byte_sent || !retryable(r.error())) co_return r;
+  }
+  co_return r;
+}
+
+awaitable<result<api::response>> router::complete(request_context& ctx, std::span<const deployment> ds) {
+  result<api::response> r = make_error(errc::not_found, "no deployment");
+  for (const auto& d : ds) {
+    note_attempt(ctx, d);
+    ctx.stats = {};
+    r = co_await d.p->complete(ctx.req, d.opts, ctx.stats);
+    if (r || !retryable(r.error())) co_return r;
+  }
+  co_return r;
+}
+
+// ---- latency accounting ---------------------------------------------------------------------------
+
+namespace {
+
+struct model_metrics {
+  metrics::histogram* pre_upstream;
+  metrics::histogram* upstream_ttfb;
+  metrics::histogram* ttft;
+  metrics::histogram* inter_token;
+  metrics::histogram* total;
+};
+
+model_metrics& metrics_for(const std::string& model, const std::string& provider) {
+  // Per-thread cache of the (locked) registry lookups; bounded by the configured model x provider
+  // pairs (plus one entry per unknown pair that reached here, which needs a valid deployment).
+  thread_local std::unordered_map<std::string, model_metrics> cache;
+  std::string key = model + '\0' + provider;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  metrics::labels l{{"model", model}, {"provider", provider}};
+  model_metrics m{
+      &metrics::get_histogram("fastpath_gateway_pre_upstream_seconds",
+                              "Time in the gateway before the upstream call started", l),
+      &metrics::get_histogram("fastpath_upstream_ttfb_seconds", "Upstream time to first response byte", l),
+      &metrics::get_histogram("fastpath_ttft_seconds", "Time to first token at the client (request read -> first chunk written)", l),
+      &metrics::get_histogram("fastpath_inter_token_seconds", "Gap between consecutive streamed chunks written to the client", l),
+      &metrics::get_histogram("fastpath_request_duration_seconds", "Request read -> response complete", l),
+  };
+  return cache.emplace(std::move(key), m).first->second;
+}
+
+metrics::counter& requests_counter(std::string_view path, int status) {
+  thread_local std::unordered_map<std::string, metrics::counter*> cache;
+  std::string key = fmt::format("{} {}", path, status);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto& c = metrics::get_counter("fastpath_requests_total", "HTTP requests answered, by endpoint and status",
+                                 {{"endpoint", std::string(path)}, {"status", std::to_string(status)}});
+  cache.emplace(std::move(key), &c);
+  return c;
+}
+
+double secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+int64_t us(int64_t ns) { return ns < 0 ? -1 : ns / 1000; }
+
+}  // namespace
+
+// ---- the client-facing SSE sink -----------------------------------------------------------------
+
+namespace {
+
+class sse_sink final : public providers::chunk_sink {
+ public:
+  sse_sink(request_context& ctx, http::responder& res, model_metrics* m) : ctx_(ctx), res_(res), m_(m) {}
+
+  awaitable<bool> start() {
+    if (res_.started()) co_return !res_.client_gone();
+    http::header_list h;
+    h.reserve(6 + ctx_.response_headers.size());
+    h.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
+    h.emplace_back("Cache-Control", "no-cache");
+    h.emplace_back("X-Accel-Buffering", "no");
+    h.emplace_back("x-request-id", ctx_.request_id);
+    for (const auto& kv : ctx_.response_headers) h.push_back(kv);
+    co_return co_await res_.begin_stream(200, h);
+  }
+
+  awaitable<bool> on_chunk(const api::chunk& c) override {
+    // The gateway always asks upstreams for usage; a client that did not ask does not get it.
+    bool usage_only = c.usage && c.content.empty() && c.finish == api::finish_reason::none && !c.has_tool_calls;
+    if (usage_only && !ctx_.req.include_usage) co_return !res_.client_gone();
+    if (!m_ && !ctx_.provider.empty()) m_ = &metrics_for(ctx_.req.model, ctx_.provider);
+    if (!co_await start()) co_return false;
+    buf_.clear();
+    api::append_sse_data(buf_, c.json);
+    if (!co_await res_.write_chunk(buf_)) co_return false;
+    ++chunks_;
+    if (!c.content.empty() || c.has_tool_calls) {
+      int64_t t = now_ns();
+      if (ctx_.t.first_chunk_ns < 0) {
+        ctx_.t.first_chunk_ns = t;
+      } else if (m_) {
+        m_->inter_token->observe(secs(t - ctx_.t.last_chunk_ns));
+      }
+      ctx_.t.last_chunk_ns = t;
+    }
+    co_return true;
+  }
+
+  int64_t chunks() const noexcept { return chunks_; }
+
+ private:
+  request_context& ctx_;
+  http::responder& res_;
+  model_metrics* m_;
+  std::string buf_;
+  int64_t chunks_ = 0;
+};
+
+}  // namespace
+
+// ---- the handler ----------------------------------------------------------------------------------
+
+namespace {
+
+std::string error_body(const error& e) { return api::openai_error_json(e); }
+
+bool const_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
+std::atomic<uint64_t> g_request_seq{0};
+
+}  // namespace
+
+awaitable<void> pipeline::respond_json(http::responder& res, int status, std::string_view body,
+                                       const http::header_list* extra) {
+  http::header_list h;
+  h.emplace_back("Content-Type", "application/json");
+  if (extra)
+    for (const auto& kv : *extra) h.push_back(kv);
+  co_await res.respond(status, h, body);
+}
+
+awaitable<void> pipeline::respond_error(http::responder& res, const error& e, const http::header_list* extra) {
+  co_await respond_json(res, e.status(), error_body(e), extra);
+}
+
+void pipeline::finish_log(request_context* ctx, const http::request& req, int status, bool stream, int64_t chunks,
+                          const error* err, const api::usage* u) {
+  int64_t done = now_ns();
+  std::string_view path = req.path();
+  requests_counter(path, status).inc();
+  if (ctx && !ctx->provider.empty()) {
+    auto& m = metrics_for(ctx->req.model, ctx->provider);
+    if (ctx->t.upstream_start_ns >= 0) m.pre_upstream->observe(secs(ctx->t.upstream_start_ns - ctx->t.received_ns));
+    if (ctx->stats.upstream_ttfb_ns >= 0) m.upstream_ttfb->observe(secs(ctx->stats.upstream_ttfb_ns));
+    if (ctx->t.first_chunk_ns >= 0) m.ttft->observe(secs(ctx->t.first_chunk_ns - ctx->t.received_ns));
+    m.total->observe(secs(done - req.received_ns));
+  }
+  if (!cfg_.access_log) return;
+  std::string line;
+  line.reserve(384);
+  line += "{\"ts_ms\":";
+  line += std::to_string(system_clock::instance().wall_ms());
+  line += ",\"id\":";
+  api::append_json_string(line, ctx ? std::string_view(ctx->request_id) : std::string_view{});
+  line += ",\"method\":";
+  api::append_json_string(line, req.method);
+  line += ",\"path\":";
+  api::append_json_string(line, path);
+  line += fmt::format(",\"status\":{}", status);
+  if (ctx) {
+    line += ",\"model\":";
+    api::append_json_string(line, ctx->req.model);
+    line += ",\"provider\":";
+    api::append_json_string(line, ctx->provider);
+    line += ",\"upstream_model\":";
+    api::append_json_string(line, ctx->upstream_model);
+    line += fmt::format(",\"stream\":{}", stream ? "true" : "false");
+    auto& t = ctx->t;
+    line += fmt::format(",\"gateway_us\":{},\"upstream_ttfb_us\":{},\"ttft_us\":{},\"total_us\":{},\"chunks\":{}",
+                        t.upstream_start_ns >= 0 ? us(t.upstream_start_ns - t.received_ns) : -1,
+                        us(ctx->stats.upstream_ttfb_ns),
+                        t.first_chunk_ns >= 0 ? us(t.first_chunk_ns - t.received_ns) : -1,
+                        us(done - t.received_ns), chunks);
+    if (u) line += fmt::format(",\"prompt_tokens\":{},\"completion_tokens\":{}", u->prompt_tokens, u->completion_tokens);
+  } else {
+    line += fmt::format(",\"total_us\":{}", us(done - req.received_ns));
+  }
+  if (err) {
+    line += ",\"error\":";
+    api::append_json_string(line, errc_name(err->code));
+  }
+  line += '}';
+  write_access_line(line);
+}
+
+awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
+  std::string_view path = req.path();
+  const bool post = req.method == "POST";
+  const bool get = req.method == "GET";
+
+  if (path == "/health" && get) {
+    co_await respond_json(res, 200, R"({"status":"ok"})");
+    co_return;
+  }
+  if (path == "/metrics" && get) {
+    http::header_list h{{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
+    co_await res.respond(200, h, metrics::render_prometheus());
+    co_return;
+  }
+
+  // Authentication (everything but /health and /metrics).
+  std::string api_key;
+  if (!cfg_.api_keys.empty()) {
+    std::string_view auth = req.header("authorization");
+    std::string_view key;
+    if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) key = auth.substr(7);
+    bool ok = false;
+    for (const auto& k : cfg_.api_keys) ok = const_time_equal(k, key) || ok;
+    if (!ok) {
+      auto e = make_error(errc::unauthorized, key.empty() ? "missing API key (Authorization: Bearer ...)" : "invalid API key");
+      co_await respond_error(res, e);
+      finish_log(nullptr, req, e.status(), false, 0, &e, nullptr);
+      co_return;
+    }
+    api_key = std::string(key);
+  }
+
+  if (path == "/v1/models" && get) {
+    co_await respond_json(res, 200, models_json_);
+    finish_log(nullptr, req, 200, false, 0, nullptr, nullptr);
+    co_return;
+  }
+  if ((path == "/v1/tokenize" || path == "/v1/detokenize") && post) {
+    co_await handle_tokenize(req, res, path == "/v1/tokenize");
+    co_return;
+  }
+  api::endpoint kind;
+  if (path == "/v1/chat/completions") {
+    kind = api::endpoint::chat_completions;
+  } else if (path == "/v1/completions") {
+    kind = api::endpoint::completions;
+  } else {
+    auto e = make_error(errc::not_found, fmt::format("unknown endpoint {} {}", req.method, path));
+    co_await respond_error(res, e);
+    finish_log(nullptr, req, 404, false, 0, &e, nullptr);
+    co_return;
+  }
+  if (!post) {
+    auto e = make_error(errc::invalid_request, fmt::format("{} needs POST", path), 405);
+    http::header_list allow{{"Allow", "POST"}};
+    co_await respond_error(res, e, &allow);
+    finish_log(nullptr, req, 405, false, 0, &e, nullptr);
+    co_return;
+  }
+
+  auto parsed = api::parse_openai_request(req.body, kind);
+  if (!parsed) {
+    auto e = parsed.error();
+    co_await respond_error(res, e);
+    finish_log(nullptr, req, e.status(), false, 0, &e, nullptr);
+    co_return;
+  }
+  request_context ctx{req, std::move(*parsed), std::move(api_key), {}, {}, {}, {}, {}, {}};
+  ctx.t.received_ns = req.received_ns;
+  ctx.request_id = fmt::format("fp-{:x}-{:x}", static_cast<uint64_t>(system_clock::instance().wall_ms()),
+                               g_request_seq.fetch_add(1, std::memory_order_relaxed));
+
+  for (auto& st : stages_) {
+    auto r = co_await st->on_request(ctx);
+    if (!r) {
+      auto e = r.error();
+      co_await respond_error(res, e);
+      finish_log(&ctx, req, e.status(), ctx.req.stream, 0, &e, nullptr);
+      co_return;
+    }
+  }
+
+  auto ds = gw_deployments(ctx.req.model);
+  if (ds.empty()) {
+    auto e = make_error(errc::not_found, fmt::format("The model `{}` does not exist", ctx.req.model));
+    co_await respond_error(res, e);
+    finish_log(&ctx, req, 404, ctx.req.stream, 0, &e, nullptr);
+    co_return;
+  }
+
+  if (ctx.req.stream) {
+    co_await handle_stream(ctx, ds, res);
+  } else {
+    co_await handle_complete(ctx, ds, res);
+  }
+}
+
+awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const deployment> ds, http::responder& res) {
+  sse_sink sink(ctx, res, nullptr);
+  result<api::usage> r = make_error(errc::internal, "not run");
+  bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
+    r = co_await cache_->stream(ctx, sink, [&](providers::chunk_sink& s) { return router_->stream(ctx, ds, s); });
+  });
+  const auto& h = ctx.http;
+  if (!finished || res.client_gone()) {
+    auto e = make_error(errc::cancelled, "client disconnected");
+    finish_log(&ctx, h, 499, true, sink.chunks(), &e, nullptr);
+    co_return;
+  }
+  if (!r) {
+    const error e = r.error();
+    if (!res.started()) {  // nothing sent yet: a plain error response with the right status
+      co_await respond_error(res, e, &ctx.response_headers);
+      finish_log(&ctx, h, e.status(), true, 0, &e, nullptr);
+      co_return;
+    }
+    // Mid-stream failure: an error event, then the stream ends without [DONE] and the connection
+    // closes, so no client mistakes it for a complete answer.
+    std::string ev;
+    api::append_sse_data(ev, error_body(e));
+    co_await res.write_chunk(ev);
+    co_await res.end_stream(false);
+    finish_log(&ctx, h, 200, true, sink.chunks(), &e, nullptr);
+    co_return;
+  }
+  if (!co_await sink.start()) {
+    auto e = make_error(errc::cancelled, "client disconnected");
+    finish_log(&ctx, h, 499, true, sink.chunks(), &e, nullptr);
+    co_return;
+  }
+  co_await res.write_chunk(api::sse_done);
+  co_await res.end_stream(true);
+  finish_log(&ctx, h, 200, true, sink.chunks(), nullptr, &*r);
+}
+
+awaitable<void> pipeline::handle_complete(request_context& ctx, std::span<const deployment> ds, http::responder& res) {
+  result<api::response> r = make_error(errc::internal, "not run");
+  bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
+    r = co_await cache_->complete(ctx, [&]() { return router_->complete(ctx, ds); });
+  });
+  const auto& h = ctx.http;
+  if (!finished || res.client_gone()) {
+    auto e = make_error(errc::cancelled, "client disconnected");
+    finish_log(&ctx, h, 499, false, 0, &e, nullptr);
+    co_return;
+  }
+  if (!r) {
+    auto e = r.error();
+    co_await respond_error(res, e, &ctx.response_headers);
+    finish_log(&ctx, h, e.status(), false, 0, &e, nullptr);
+    co_return;
+  }
+  int64_t t = now_ns();
+  ctx.t.first_chunk_ns = t;
+  auto& t0 = ctx.t;
+  double gw_ms = t0.upstream_start_ns >= 0 ? static_cast<double>(t0.upstream_start_ns - t0.received_ns) / 1e6 : 0;
+  double up_ms = ctx.stats.upstream_total_ns >= 0 ? static_cast<double>(ctx.stats.upstream_total_ns) / 1e6 : 0;
+  double ttfb_ms = ctx.stats.upstream_ttfb_ns >= 0 ? static_cast<double>(ctx.stats.upstream_ttfb_ns) / 1e6 : 0;
+  double total_ms = static_cast<double>(t - t0.received_ns) / 1e6;
+  http::header_list hdr;
+  hdr.reserve(4 + ctx.response_headers.size());
+  hdr.emplace_back("Content-Type", "application/json");
+  hdr.emplace_back("x-request-id", ctx.request_id);
+  hdr.emplace_back("Server-Timing", fmt::format("gateway;dur={:.3f}, upstream_ttfb;dur={:.3f}, upstream;dur={:.3f}, total;dur={:.3f}",
+                                                gw_ms, ttfb_ms, up_ms, total_ms));
+  for (const auto& kv : ctx.response_headers) hdr.push_back(kv);
+  co_await res.respond(200, hdr, r->json);
+  finish_log(&ctx, h, 200, false, 1, nullptr, r->usage ? &*r->usage : nullptr);
+}
+
+}  // namespace fp::gateway

@@ -1,0 +1,185 @@
+// Public header of src/http (fp_http): the HTTP/1.1 server the gateway listens with and the
+// upstream client providers call hosted APIs with. Beast and Asio stay behind this header (only
+// the light awaitable type is exposed), so including it is cheap.
+//
+// Server: thread-per-core. N threads, each with its own io_context and its own acceptor bound to
+// the same port with SO_REUSEPORT; one coroutine per connection; keep-alive; header/body limits;
+// read and idle timeouts; graceful stop that lets running responses finish up to a deadline.
+//
+// Client: a bounded keep-alive connection pool per upstream and per thread, TLS verified against
+// the system store (SNI set), cached DNS, and deadlines for connect, first byte, gap between body
+// pieces and total. Every network wait has a deadline and honours asio per-operation cancellation.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/common.hpp"
+
+namespace fp::http {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+// Case-insensitive header lookup; "" when absent.
+std::string_view find_header(const header_list& h, std::string_view name) noexcept;
+
+// ---- server -------------------------------------------------------------------------------------
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0: pick a free port (see server::port())
+  int threads = 1;
+  size_t max_header_bytes = 16 * 1024;        // larger request head -> 431
+  size_t max_body_bytes = 4 * 1024 * 1024;    // larger body -> 413
+  std::chrono::milliseconds read_timeout{30000};   // to receive one whole request once it started
+  std::chrono::milliseconds idle_timeout{60000};   // keep-alive connection idle between requests
+  std::chrono::milliseconds write_timeout{30000};  // one write to a client that does not read
+  std::chrono::milliseconds shutdown_grace{10000};  // running responses may finish within this
+};
+
+// One complete request as read from a client.
+struct request {
+  std::string method;
+  std::string target;  // path and query as sent
+  header_list headers;
+  std::string body;
+  int64_t received_ns = 0;  // monotonic time the request head was complete
+  std::string_view header(std::string_view name) const noexcept { return find_header(headers, name); }
+  std::string_view path() const noexcept;  // target without the query
+};
+
+// How a handler answers. Either one respond(), or begin_stream() + write_chunk()* + end_stream().
+// Every call returns false when the client is gone (the handler should then stop at once).
+class responder {
+ public:
+  virtual ~responder() = default;
+  // A complete response with Content-Length.
+  virtual boost::asio::awaitable<bool> respond(int status, const header_list& headers,
+                                               std::string_view body) = 0;
+  // Sends the head of a streamed (chunked) response. Headers should include Content-Type.
+  virtual boost::asio::awaitable<bool> begin_stream(int status, const header_list& headers) = 0;
+  // Sends one piece (e.g. one SSE event) and flushes it to the socket before returning.
+  virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
+  // Ends the stream. keep_alive=false closes the connection afterwards.
+  virtual boost::asio::awaitable<bool> end_stream(bool keep_alive = true) = 0;
+  virtual bool client_gone() const noexcept = 0;
+  virtual bool started() const noexcept = 0;  // whether a response head has been sent
+  // Runs `work` while watching the client socket: when the client disconnects, `work` is
+  // cancelled through its cancellation slot (asio per-operation cancellation) and this returns
+  // false. Returns true when `work` finished first.
+  virtual boost::asio::awaitable<bool> run_watching_client(
+      std::function<boost::asio::awaitable<void>()> work) = 0;
+};
+
+class handler {
+ public:
+  virtual ~handler() = default;
+  virtual boost::asio::awaitable<void> handle(request& req, responder& res) = 0;
+};
+
+class server {
+ public:
+  server(server_options opts, handler& h);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds the acceptors (one per thread). Errors name the address.
+  result<void> listen();
+  uint16_t port() const noexcept;  // the bound port (after listen)
+  // Runs all worker threads; returns when stopped and drained (the calling thread is worker 0).
+  void run();
+  // Graceful stop, callable from any thread or a signal handler context: stop accepting, close
+  // idle connections, let running responses finish up to shutdown_grace, then close the rest.
+  void stop();
+  size_t active_connections() const noexcept;
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+// ---- client -------------------------------------------------------------------------------------
+
+struct url_parts {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 0;
+  std::string base_path;  // without a trailing '/', e.g. "/v1"
+};
+// http://host[:port][/path] or https://...; errors name what is wrong.
+result<url_parts> parse_base_url(std::string_view url);
+
+struct client_timeouts {
+  std::chrono::milliseconds connect{5000};      // TCP connect + TLS handshake
+  std::chrono::milliseconds first_byte{60000};  // request sent -> response head
+  std::chrono::milliseconds chunk_gap{30000};   // between two pieces of the body
+  std::chrono::milliseconds total{600000};      // the whole exchange
+};
+
+struct client_request {
+  std::string method = "POST";
+  std::string target;  // full path, e.g. "/v1/chat/completions"
+  header_list headers;  // Host, Content-Length, Connection are set by the client
+  std::string body;
+};
+
+class upstream;
+
+// An exchange in flight: the status and headers are known, the body is read piece by piece.
+class client_response {
+ public:
+  ~client_response();
+  int status() const noexcept;
+  std::string_view header(std::string_view name) const noexcept;
+  int64_t ttfb_ns() const noexcept;  // request written -> response head read
+  // The next piece of the body (decoded from chunked if needed), as soon as it arrives. An empty
+  // view means the body is complete. Errors: upstream_timeout (gap or total), upstream_error.
+  boost::asio::awaitable<result<std::string_view>> read_some();
+  // Reads the rest of the body (at most limit bytes).
+  boost::asio::awaitable<result<std::string>> read_all(size_t limit = 64 << 20);
+
+  struct impl;
+  explicit client_response(std::unique_ptr<impl> p);
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+struct upstream_options {
+  size_t max_connections_per_thread = 64;  // pooled + in use, per worker thread
+  size_t max_idle_per_thread = 16;
+  std::chrono::seconds dns_ttl{60};
+  bool verify_tls = true;  // certificate + host name against the system trust store
+};
+
+// One upstream origin (scheme, host, port). Thread-safe; connections are pooled per thread (per
+// io_context) so the data plane shares nothing between threads.
+class upstream {
+ public:
+  upstream(url_parts where, upstream_options opts = {});
+  ~upstream();
+  const url_parts& where() const noexcept;
+
+  // Sends the request and reads the response head. A reused keep-alive connection that turns out
+  // dead is replaced once, transparently. Errors: upstream_unreachable (DNS/connect/TLS),
+  // upstream_timeout, cancelled.
+  boost::asio::awaitable<result<std::unique_ptr<client_response>>> send(client_request req,
+                                                                        client_timeouts t);
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace fp::http

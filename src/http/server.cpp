@@ -1,0 +1,364 @@
+// The HTTP/1.1 server: one io_context + acceptor (SO_REUSEPORT) per thread, one coroutine per
+// connection. Responses are written as raw bytes (status line, headers, chunked framing) so a
+// streamed SSE event costs one gather write and no copies of the payload.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <atomic>
+#include <csignal>
+#include <exception>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+
+#include "http/http.hpp"
+
+namespace fp::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using net::awaitable;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::string_view find_header(const header_list& h, std::string_view name) noexcept {
+  for (const auto& [k, v] : h)
+    if (iequals(k, name)) return v;
+  return {};
+}
+
+std::string_view request::path() const noexcept {
+  std::string_view t = target;
+  auto q = t.find('?');
+  return q == std::string_view::npos ? t : t.substr(0, q);
+}
+
+namespace {
+
+struct session;
+
+struct worker {
+  net::io_context ioc{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::unordered_set<session*> sessions;  // touched only on this worker's thread
+  std::optional<net::steady_timer> grace_timer;
+  bool stopping = false;  // this worker's view (set on its thread)
+};
+
+}  // namespace
+
+struct server::impl {
+  server_options opts;
+  handler& h;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> active{0};
+  uint16_t port = 0;
+
+  impl(server_options o, handler& hh) : opts(std::move(o)), h(hh) {}
+  void stop_worker(worker& w);
+  awaitable<void> accept_loop(worker& w);
+};
+
+namespace {
+
+struct session final : responder, std::enable_shared_from_this<session> {
+  server::impl& srv;
+  worker& w;
+  beast::tcp_stream stream;
+  beast::flat_buffer buf;
+  std::string head;  // reused for response heads and chunk framing
+  bool idle = true;
+  bool gone = false;
+  bool started_ = false;
+  bool streaming = false;
+  bool keep_alive = true;
+
+  session(server::impl& s, worker& wk, tcp::socket sock) : srv(s), w(wk), stream(std::move(sock)) {}
+
+  bool client_gone() const noexcept override { return gone; }
+  bool started() const noexcept override { return started_; }
+
+  template <class Buffers>
+  awaitable<bool> write_all(const Buffers& bufs) {
+    if (gone) co_return false;
+    stream.expires_after(srv.opts.write_timeout);
+    auto [ec, n] = co_await net::async_write(stream, bufs, use_tuple);
+    if (ec) {
+      gone = true;
+      co_return false;
+    }
+    co_return true;
+  }
+
+  void append_head(int status, const header_list& headers) {
+    head.clear();
+    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+    fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\n", status,
+                   std::string_view(reason.data(), reason.size()));
+    for (const auto& [k, v] : headers) {
+      head.append(k);
+      head.append(": ");
+      head.append(v);
+      head.append("\r\n");
+    }
+    if (!keep_alive || srv.stopping.load(std::memory_order_relaxed)) {
+      keep_alive = false;
+      head.append("Connection: close\r\n");
+    }
+  }
+
+  awaitable<bool> respond(int status, const header_list& headers, std::string_view body) override {
+    if (started_) co_return false;
+    started_ = true;
+    append_head(status, headers);
+    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n\r\n", body.size());
+    std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(body.data(), body.size())};
+    co_return co_await write_all(bufs);
+  }
+
+  awaitable<bool> begin_stream(int status, const header_list& headers) override {
+    if (started_) co_return false;
+    started_ = true;
+    streaming = true;
+    append_head(status, headers);
+    head.append("Transfer-Encoding: chunked\r\n\r\n");
+    co_return co_await write_all(net::buffer(head));
+  }
+
+  awaitable<bool> write_chunk(std::string_view data) override {
+    if (!streaming) co_return false;
+    if (data.empty()) co_return !gone;  // an empty chunk would end the stream
+    head.clear();
+    fmt::format_to(std::back_inserter(head), "{:x}\r\n", data.size());
+    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(data.data(), data.size()),
+                                          net::buffer("\r\n", 2)};
+    co_return co_await write_all(bufs);
+  }
+
+  awaitable<bool> end_stream(bool keep) override {
+    if (!streaming) co_return false;
+    streaming = false;
+    if (!keep) keep_alive = false;
+    co_return co_await write_all(net::buffer("0\r\n\r\n", 5));
+  }
+
+  // Reads from the client while a response is produced: EOF or an error means the client is gone.
+  // Pipelined bytes are kept in buf for the next request.
+  awaitable<void> watch() {
+    for (;;) {
+      auto [ec, n] = co_await stream.socket().async_read_some(buf.prepare(4096), use_tuple);
+      if (ec) {
+        if (ec != net::error::operation_aborted) gone = true;
+        co_return;
+      }
+      buf.commit(n);
+      if (buf.size() > srv.opts.max_header_bytes + srv.opts.max_body_bytes) {
+        gone = true;  // a client flooding pipelined bytes: treat as gone
+        co_return;
+      }
+    }
+  }
+
+  awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
+    using namespace net::experimental::awaitable_operators;
+    if (gone) co_return false;
+    auto r = co_await (work() || watch());
+    co_return r.index() == 0 && !gone;
+  }
+
+  awaitable<void> send_simple_error(int status, std::string_view type, std::string_view msg) {
+    keep_alive = false;
+    std::string body = fmt::format(R"({{"error":{{"message":"{}","type":"{}","param":null,"code":null}}}})",
+                                   msg, type);
+    header_list h;
+    h.emplace_back("Content-Type", "application/json");
+    co_await respond(status, h, body);
+  }
+
+  awaitable<void> run() {
+    beast::error_code ignored;
+    stream.socket().set_option(tcp::no_delay(true), ignored);
+    const auto& o = srv.opts;
+    for (;;) {
+      if (srv.stopping.load(std::memory_order_relaxed) && buf.size() == 0) break;
+      idle = true;
+      if (buf.size() == 0) {
+        stream.expires_after(o.idle_timeout);
+        auto [ec, n] = co_await stream.async_read_some(buf.prepare(8192), use_tuple);
+        if (ec) break;
+        buf.commit(n);
+      }
+      idle = false;
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
+      parser.body_limit(o.max_body_bytes);
+      stream.expires_after(o.read_timeout);
+      auto [ec, n] = co_await bhttp::async_read(stream, buf, parser, use_tuple);
+      if (ec) {
+        if (ec == bhttp::error::body_limit) {
+          co_await send_simple_error(413, "invalid_request_error",
+                                     fmt::format("request body larger than {} bytes", o.max_body_bytes));
+        } else if (ec == bhttp::error::header_limit) {
+          co_await send_simple_error(431, "invalid_request_error",
+                                     fmt::format("request head larger than {} bytes", o.max_header_bytes));
+        } else if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
+                   ec != net::error::eof && ec != net::error::connection_reset &&
+                   ec != net::error::operation_aborted && ec != bhttp::error::partial_message) {
+          co_await send_simple_error(400, "invalid_request_error", "malformed HTTP request");
+        }
+        break;
+      }
+      stream.expires_never();
+      auto& msg = parser.get();
+      request req;
+      req.received_ns = now_ns();
+      req.method.assign(msg.method_string().data(), msg.method_string().size());
+      req.target.assign(msg.target().data(), msg.target().size());
+      req.headers.reserve(8);
+      for (const auto& f : msg)
+        req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      req.body = std::move(msg.body());
+      keep_alive = msg.keep_alive() && !srv.stopping.load(std::memory_order_relaxed);
+      started_ = false;
+      streaming = false;
+      try {
+        co_await srv.h.handle(req, *this);
+      } catch (const std::exception& e) {
+        log(log_level::error, "http", fmt::format("handler failed: {}", e.what()));
+        keep_alive = false;
+      }
+      if (!started_) co_await send_simple_error(500, "server_error", "handler sent no response");
+      if (streaming) keep_alive = false;  // the handler did not end its stream
+      if (gone || !keep_alive) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+  }
+};
+
+}  // namespace
+
+void server::impl::stop_worker(worker& w) {
+  if (w.stopping) return;
+  w.stopping = true;
+  beast::error_code ignored;
+  if (w.acceptor) w.acceptor->close(ignored);
+  for (session* s : w.sessions)
+    if (s->idle) s->stream.socket().cancel(ignored);
+  if (w.sessions.empty()) return;
+  w.grace_timer.emplace(w.ioc);
+  w.grace_timer->expires_after(opts.shutdown_grace);
+  w.grace_timer->async_wait([&w](beast::error_code ec) {
+    if (ec) return;
+    beast::error_code ig;
+    for (session* s : w.sessions) s->stream.socket().close(ig);
+  });
+}
+
+awaitable<void> server::impl::accept_loop(worker& w) {
+  for (;;) {
+    auto [ec, sock] = co_await w.acceptor->async_accept(use_tuple);
+    if (ec) {
+      if (w.stopping || ec == net::error::operation_aborted || !w.acceptor->is_open()) break;
+      static std::atomic<bool> once{false};
+      log_once(once, log_level::warn, "http", fmt::format("accept failed: {}", ec.message()));
+      net::steady_timer t(w.ioc, std::chrono::milliseconds(10));  // e.g. EMFILE: back off
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    auto s = std::make_shared<session>(*this, w, std::move(sock));
+    w.sessions.insert(s.get());
+    active.fetch_add(1, std::memory_order_relaxed);
+    net::co_spawn(w.ioc, [s, this, &w]() -> awaitable<void> {
+      co_await s->run();
+      w.sessions.erase(s.get());
+      active.fetch_sub(1, std::memory_order_relaxed);
+      if (w.stopping && w.sessions.empty() && w.grace_timer) w.grace_timer->cancel();
+    }, net::detached);
+  }
+}
+
+server::server(server_options opts, handler& h) : impl_(std::make_unique<impl>(std::move(opts), h)) {}
+server::~server() = default;
+
+result<void> server::listen() {
+  auto& o = impl_->opts;
+  beast::error_code ec;
+  std::string host = o.host == "localhost" ? "127.0.0.1" : o.host;
+  auto addr = net::ip::make_address(host, ec);
+  if (ec) return make_error(errc::invalid_request, fmt::format("server.host: '{}' is not an IP address", o.host));
+  int n = o.threads > 0 ? o.threads : 1;
+  uint16_t port = o.port;
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<worker>();
+    auto& a = w->acceptor.emplace(w->ioc);
+    tcp::endpoint ep(addr, port);
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) {
+      using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+      a.set_option(reuse_port(true), ec);
+    }
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+      return make_error(errc::io_error, fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()));
+    if (i == 0) port = a.local_endpoint().port();
+    impl_->workers.push_back(std::move(w));
+  }
+  impl_->port = port;
+  return {};
+}
+
+uint16_t server::port() const noexcept { return impl_->port; }
+size_t server::active_connections() const noexcept { return impl_->active.load(); }
+
+void server::run() {
+  auto& ws = impl_->workers;
+  for (auto& w : ws) net::co_spawn(w->ioc, impl_->accept_loop(*w), net::detached);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < ws.size(); ++i) threads.emplace_back([&w = *ws[i]] { w.ioc.run(); });
+  if (!ws.empty()) ws[0]->ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void server::stop() {
+  impl_->stopping.store(true);
+  for (auto& w : impl_->workers)
+    net::post(w->ioc, [this, wp = w.get()] { impl_->stop_worker(*wp); });
+}
+
+}  // namespace fp::http

@@ -1,0 +1,131 @@
+// The `openai` provider: any OpenAI-compatible HTTP API (OpenAI, vLLM, SGLang, llama.cpp server,
+// Ollama, Groq, ...). The client's body is passed through with only the model replaced and
+// stream_options.include_usage added, so fields the gateway does not know still reach the upstream.
+#include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
+
+#include "providers/providers.hpp"
+#include "providers/transport_impl.hpp"
+
+namespace fp::providers {
+
+namespace {
+
+using boost::asio::awaitable;
+
+class openai_provider final : public provider {
+ public:
+  openai_provider(const deployment_spec& s, http::url_parts where)
+      : spec_(s), up_(std::move(where), http::upstream_options{s.max_connections, 16, std::chrono::seconds(60), s.verify_tls}) {
+    if (!spec_.api_key.empty()) auth_ = "Bearer " + spec_.api_key;
+  }
+  std::string_view name() const noexcept override { return spec_.name; }
+  std::string_view kind() const noexcept override { return "openai"; }
+
+  http::client_request build(const api::request& req, const call_options& opts, bool stream) const {
+    boost::json::object body = req.body;
+    if (!opts.upstream_model.empty()) body["model"] = opts.upstream_model;
+    if (stream) {
+      body["stream"] = true;
+      if (spec_.request_usage) {
+        auto& so = body["stream_options"];
+        if (!so.is_object()) so = boost::json::object{};
+        so.as_object()["include_usage"] = true;
+      }
+    } else {
+      body.erase("stream");
+      body.erase("stream_options");
+    }
+    http::client_request r;
+    r.target = up_.where().base_path +
+               (req.kind == api::endpoint::completions ? "/completions" : "/chat/completions");
+    r.headers.reserve(4 + spec_.headers.size());
+    r.headers.emplace_back("Content-Type", "application/json");
+    if (stream) r.headers.emplace_back("Accept", "text/event-stream");
+    if (!auth_.empty()) r.headers.emplace_back("Authorization", auth_);
+    for (const auto& h : spec_.headers) r.headers.push_back(h);
+    r.body = boost::json::serialize(body);
+    return r;
+  }
+
+  awaitable<result<api::usage>> stream(const api::request& req, const call_options& opts,
+                                       chunk_sink& sink, call_stats& stats) override {
+    int64_t t0 = now_ns();
+    auto sent = co_await up_.send(build(req, opts, true), detail::timeouts_of(opts));
+    if (!sent) co_return sent.error();
+    auto& resp = **sent;
+    stats.upstream_ttfb_ns = resp.ttfb_ns();
+    stats.status = resp.status();
+    if (resp.status() != 200) co_return co_await detail::read_upstream_error(resp, api::wire_format::openai, stats);
+
+    api::sse_parser parser;
+    api::sse_event ev;
+    api::usage usage;
+    bool done = false, finished = false;
+    while (!done) {
+      auto piece = co_await resp.read_some();
+      if (!piece) co_return piece.error();
+      if (piece->empty()) break;
+      if (!parser.feed(*piece))
+        co_return make_error(errc::upstream_error, "upstream sent an oversized SSE event", 502);
+      while (parser.next(ev)) {
+        if (ev.done()) {
+          done = true;
+          break;
+        }
+        auto c = api::parse_openai_chunk(ev.data);
+        if (!c) co_return c.error();
+        if (c->usage) usage = *c->usage;
+        if (c->finish != api::finish_reason::none) finished = true;
+        if (stats.upstream_ttft_ns < 0 && (!c->content.empty() || c->has_tool_calls)) stats.upstream_ttft_ns = now_ns() - t0;
+        stats.first_byte_sent = true;
+        if (!co_await sink.on_chunk(*c)) co_return make_error(errc::cancelled, "client disconnected");
+      }
+    }
+    if (done) {
+      // Drain the end of the chunked body so the connection goes back to the pool.
+      for (int i = 0; i < 4; ++i) {
+        auto rest = co_await resp.read_some();
+        if (!rest || rest->empty()) break;
+      }
+    } else if (!finished) {
+      co_return make_error(errc::upstream_error, "upstream ended the stream early (no [DONE])", 502);
+    }
+    stats.upstream_total_ns = now_ns() - t0;
+    co_return usage;
+  }
+
+  awaitable<result<api::response>> complete(const api::request& req, const call_options& opts,
+                                            call_stats& stats) override {
+    int64_t t0 = now_ns();
+    auto sent = co_await up_.send(build(req, opts, false), detail::timeouts_of(opts));
+    if (!sent) co_return sent.error();
+    auto& resp = **sent;
+    stats.upstream_ttfb_ns = resp.ttfb_ns();
+    stats.status = resp.status();
+    if (resp.status() != 200) co_return co_await detail::read_upstream_error(resp, api::wire_format::openai, stats);
+    auto body = co_await resp.read_all();
+    if (!body) co_return body.error();
+    auto r = api::parse_openai_response(*body);
+    if (!r) co_return make_error(errc::upstream_error, fmt::format("upstream sent an invalid response: {}", r.error().message), 502);
+    stats.upstream_total_ns = now_ns() - t0;
+    stats.upstream_ttft_ns = stats.upstream_total_ns;
+    co_return std::move(*r);
+  }
+
+ private:
+  deployment_spec spec_;
+  http::upstream up_;
+  std::string auth_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<provider>> make_openai_provider(const deployment_spec& s) {
+  auto where = http::parse_base_url(s.base_url.empty() ? "https://api.openai.com/v1" : s.base_url);
+  if (!where) return make_error(errc::invalid_request, fmt::format("providers[{}].base_url: {}", s.name, where.error().message));
+  return std::unique_ptr<provider>(std::make_unique<openai_provider>(s, std::move(*where)));
+}
+
+}  // namespace fp::providers

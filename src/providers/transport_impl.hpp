@@ -1,0 +1,43 @@
+// Private to src/providers: what the HTTP-based providers (openai, anthropic) share.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <charconv>
+#include <string>
+#include <string_view>
+
+#include "api/api.hpp"
+#include "http/http.hpp"
+#include "providers/provider.hpp"
+
+namespace fp::providers::detail {
+
+inline http::client_timeouts timeouts_of(const call_options& o) {
+  http::client_timeouts t;
+  t.connect = o.connect_timeout;
+  t.first_byte = o.first_byte_timeout;
+  t.chunk_gap = o.chunk_gap_timeout;
+  t.total = o.total_timeout;
+  return t;
+}
+
+inline double parse_retry_after(std::string_view v) {
+  double s = -1;
+  if (v.empty()) return -1;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), s);
+  if (ec != std::errc{}) return -1;
+  return s;
+}
+
+// Reads an upstream error answer (bounded) and turns it into an fp::error with its status.
+inline boost::asio::awaitable<error> read_upstream_error(http::client_response& r, api::wire_format f,
+                                                         call_stats& stats) {
+  stats.status = r.status();
+  stats.retry_after_s = parse_retry_after(r.header("retry-after"));
+  auto body = co_await r.read_all(1 << 20);
+  std::string_view text = body ? std::string_view(*body) : std::string_view{};
+  co_return api::upstream_error_from_body(r.status(), text, f);
+}
+
+}  // namespace fp::providers::detail
