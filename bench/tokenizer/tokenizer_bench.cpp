@@ -1,0 +1,164 @@
+// Single-thread throughput of the tiktoken encodings on ../shared/tokenizers/bench-corpus.txt,
+// measured the way ../shared/tokenizers/BENCH.md measures the npm package: loading not timed,
+// one warm-up run, then N timed runs; median, min and max; whole-file (one encode_ordinary call)
+// and per-doc (calls on ~4 KB pieces cut at blank lines). MB = 10^6 bytes of UTF-8 input.
+// The result is verified: token count and the sha256 of the id stream against BENCH.md.
+//
+// usage: tokenizer_bench [--corpus PATH] [--runs N] [--json]
+#include <openssl/evp.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tokenizer/tokenizer.hpp"
+
+using namespace fp::tokenizer;
+
+namespace {
+
+double wall_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+double cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+std::string sha256_ids(const std::vector<token_id>& ids) {
+  std::vector<unsigned char> le(ids.size() * 4);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const uint32_t v = static_cast<uint32_t>(ids[i]);
+    std::memcpy(&le[i * 4], &v, 4);  // x86-64 is little-endian
+  }
+  unsigned char md[32];
+  unsigned len = 0;
+  EVP_Digest(le.data(), le.size(), md, &len, EVP_sha256(), nullptr);
+  char hex[65];
+  for (unsigned i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  return hex;
+}
+
+// Pieces of at least 4096 bytes, each ending after a blank line ("\n\n"), as bench.mjs cuts them.
+std::vector<std::string_view> cut_docs(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t at = text.find("\n\n", start + 4096);
+    size_t end = at == std::string_view::npos ? text.size() : at + 2;
+    out.push_back(text.substr(start, end - start));
+    start = end;
+  }
+  return out;
+}
+
+struct stats {
+  double med, lo, hi;
+};
+stats summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string corpus = std::string(FASTPATH_SHARED_DIR) + "/tokenizers/bench-corpus.txt";
+  int runs = 5;
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--corpus") && i + 1 < argc) corpus = argv[++i];
+    else if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--json")) json = true;
+  }
+  std::ifstream in(corpus, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "cannot read %s\n", corpus.c_str());
+    return 2;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const auto docs = cut_docs(text);
+  set_tiktoken_dir(std::string(FASTPATH_SHARED_DIR) + "/tokenizers");
+
+  struct expect {
+    const char* name;
+    size_t tokens;
+    const char* sha;
+  };
+  const expect encs[] = {
+      {"o200k_base", 2718932, "17085d1e8d341a0fab892bcccf8c62bfd640f1cebf8cc960590783287dc363ab"},
+      {"cl100k_base", 2864248, "e15bab1b3f688bc7afe97f78acf87306e92145111622fc0db18750fce222ccae"},
+  };
+  int rc = 0;
+  if (!json) {
+    std::printf("corpus %s: %zu bytes, %zu per-doc pieces; %d timed runs after 1 warm-up\n", corpus.c_str(),
+                text.size(), docs.size(), runs);
+    std::printf("%-12s %-10s %10s %10s %10s %12s %12s %8s\n", "encoding", "mode", "MB/s med", "MB/s min",
+                "MB/s max", "Mtok/s med", "MB/s (cpu)", "load ms");
+  }
+  for (const auto& e : encs) {
+    const double t0 = wall_s();
+    auto loaded = tiktoken_encoding::load(
+        {e.name, std::string_view(e.name) == "o200k_base" ? tiktoken_encoding::pattern::o200k
+                                                          : tiktoken_encoding::pattern::cl100k,
+         {}},
+        std::string(FASTPATH_SHARED_DIR) + "/tokenizers/" + e.name + ".tiktoken");
+    const double load_ms = (wall_s() - t0) * 1e3;
+    if (!loaded) {
+      std::fprintf(stderr, "%s: %s\n", e.name, loaded.error().message.c_str());
+      return 2;
+    }
+    const auto& enc = **loaded;
+    // Verify.
+    const auto ids = enc.encode_ordinary(text);
+    const bool ok = ids.size() == e.tokens && sha256_ids(ids) == e.sha;
+    if (!ok) rc = 1;
+    for (const char* mode : {"whole-file", "per-doc"}) {
+      const bool whole = !std::strcmp(mode, "whole-file");
+      std::vector<double> mbps, cpu_mbps;
+      std::vector<token_id> out;
+      out.reserve(ids.size() + 16);
+      size_t ntok = 0;
+      for (int r = -1; r < runs; ++r) {
+        out.clear();
+        const double w0 = wall_s(), c0 = cpu_s();
+        if (whole) {
+          enc.encode_ordinary(text, out);
+        } else {
+          for (const auto d : docs) enc.encode_ordinary(d, out);
+        }
+        const double w = wall_s() - w0, c = cpu_s() - c0;
+        ntok = out.size();
+        if (r >= 0) {
+          mbps.push_back(text.size() / w / 1e6);
+          cpu_mbps.push_back(text.size() / c / 1e6);
+        }
+      }
+      const stats s = summarize(mbps), sc = summarize(cpu_mbps);
+      const double tok_per_s = s.med * 1e6 / text.size() * ntok;
+      if (json) {
+        std::printf("{\"impl\":\"fastpath\",\"encoding\":\"%s\",\"mode\":\"%s\",\"mb_per_s_median\":%.2f,"
+                    "\"mb_per_s_min\":%.2f,\"mb_per_s_max\":%.2f,\"tokens_per_s_median\":%.0f,"
+                    "\"mb_per_s_cpu_median\":%.2f,\"tokens\":%zu,\"load_ms\":%.1f,\"verified\":%s}\n",
+                    e.name, mode, s.med, s.lo, s.hi, tok_per_s, sc.med, ntok, load_ms, ok ? "true" : "false");
+      } else {
+        std::printf("%-12s %-10s %10.2f %10.2f %10.2f %12.2f %12.2f %8.1f\n", e.name, mode, s.med, s.lo, s.hi,
+                    tok_per_s / 1e6, sc.med, load_ms);
+      }
+    }
+    if (!json) {
+      std::printf("%-12s verify: %zu tokens, sha256 %s\n", e.name, ids.size(),
+                  ok ? "matches BENCH.md" : "MISMATCH");
+    }
+  }
+  return rc;
+}
