@@ -1,0 +1,109 @@
+// `fastpath cache-eval`: runs the semantic cache's decision (embedder + threshold + guard) over a
+// labelled pairs file and prints hits and wrong hits per kind and in total.
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "cache/semantic.hpp"
+
+namespace fp::cli {
+
+namespace {
+struct kind_stats {
+  int pairs = 0, hits = 0;
+  bool hit_label = false;
+  std::map<std::string, int> rejects;
+};
+}  // namespace
+
+void register_cache_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("cache-eval", "Evaluate the semantic cache on labelled question pairs");
+  struct opts {
+    std::string pairs;
+    std::string embedder = "lexical";
+    double threshold = fp::cache::config{}.semantic_threshold;
+    bool verbose = false;
+  };
+  auto o = std::make_shared<opts>();
+  cmd->add_option("--pairs", o->pairs, "JSON Lines file: {a, b, label: hit|miss, kind}")->required();
+  cmd->add_option("--embedder", o->embedder, "embedder: lexical (built in)");
+  cmd->add_option("--threshold", o->threshold, "cosine similarity threshold");
+  cmd->add_flag("-v,--verbose", o->verbose, "print every wrong hit and missed hit");
+  cmd->callback([o] {
+    if (o->embedder != "lexical") {
+      std::fprintf(stderr, "cache-eval: embedder '%s' is not available in this build (available: lexical)\n",
+                   o->embedder.c_str());
+      throw CLI::RuntimeError(2);
+    }
+    std::ifstream in(o->pairs);
+    if (!in) {
+      std::fprintf(stderr, "cache-eval: cannot open %s\n", o->pairs.c_str());
+      throw CLI::RuntimeError(2);
+    }
+    fp::cache::lexical_embedder emb;
+    std::map<std::string, kind_stats> kinds;
+    int wrong = 0, should = 0, hit_ok = 0, lineno = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.empty()) continue;
+      boost::system::error_code ec;
+      auto v = boost::json::parse(line, ec);
+      if (ec || !v.is_object()) {
+        std::fprintf(stderr, "cache-eval: line %d: not a JSON object\n", lineno);
+        throw CLI::RuntimeError(2);
+      }
+      auto& ob = v.get_object();
+      auto str = [&](const char* k) -> std::string {
+        auto f = ob.find(k);
+        return f != ob.end() && f->value().is_string() ? std::string(f->value().get_string()) : std::string();
+      };
+      std::string a = str("a"), b = str("b"), label = str("label"), kind = str("kind");
+      if (a.empty() || b.empty() || (label != "hit" && label != "miss")) {
+        std::fprintf(stderr, "cache-eval: line %d: needs a, b and label hit|miss\n", lineno);
+        throw CLI::RuntimeError(2);
+      }
+      if (kind.empty()) kind = label;
+      // The cache holds a; b looks it up (one scope per pair).
+      fp::cache::semantic_index idx(emb.dim(), 4);
+      idx.add("pair", emb.embed_now(a), {"a", a, INT64_MAX});
+      auto cands = idx.search("pair", emb.embed_now(b), 1, o->threshold, 0);
+      bool hit = false;
+      std::string why = "below threshold";
+      if (!cands.empty()) {
+        auto r = fp::cache::semantic_guard(cands[0].rec.text, b);
+        hit = r == fp::cache::reject_reason::none;
+        if (!hit) why = std::string(fp::cache::reject_reason_name(r));
+      }
+      auto& ks = kinds[kind];
+      ks.pairs++;
+      ks.hit_label = label == "hit";
+      if (hit) ks.hits++;
+      else ks.rejects[why]++;
+      if (label == "hit") {
+        should++;
+        if (hit) hit_ok++;
+        else if (o->verbose) std::printf("  missed [%s] %s | %s (%s)\n", kind.c_str(), a.c_str(), b.c_str(), why.c_str());
+      } else if (hit) {
+        wrong++;
+        if (o->verbose) std::printf("  WRONG  [%s] %s | %s\n", kind.c_str(), a.c_str(), b.c_str());
+      }
+    }
+    std::printf("embedder=%s threshold=%.3f\n", o->embedder.c_str(), o->threshold);
+    std::printf("%-24s %6s %6s %10s  %s\n", "kind", "pairs", "hits", "wrong_hits", "rejections");
+    for (auto& [k, s] : kinds) {
+      std::string rej;
+      for (auto& [r, n] : s.rejects) rej += r + "=" + std::to_string(n) + " ";
+      std::printf("%-24s %6d %6d %10d  %s\n", k.c_str(), s.pairs, s.hits, s.hit_label ? 0 : s.hits, rej.c_str());
+    }
+    double rate = should ? double(hit_ok) / should : 0.0;
+    std::printf("total: pairs=%d should_hit=%d hits=%d wrong_hits=%d\n", lineno, should, hit_ok, wrong);
+    std::printf("wrong_hits=%d hit_rate=%.3f\n", wrong, rate);
+  });
+}
+
+}  // namespace fp::cli
