@@ -1,0 +1,254 @@
+// engine_bench: the physical limit and the kernels, measured in one run.
+//
+//   engine_bench bandwidth [-t THREADS] [--mib N]       STREAM-like read-and-sum (AVX2) over N MiB
+//   engine_bench matmul [-t THREADS] [--type Q4_0] [--dim 2048 --ff 8192 --kv 512 --layers 16
+//                       --vocab 32000] [--prompt 512] [--reps 5]
+//       the matrix products of one forward pass of a llama-shaped model (random weights): decode
+//       (1 token) and prefill (--prompt tokens), reported with the bandwidth measured just before.
+//
+// Every figure is the median of --reps runs with min/max; each run's result is checked
+// (finite outputs) so the work cannot be optimised away.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "engine/kernels.hpp"
+#include "engine/threadpool.hpp"
+
+namespace {
+
+using namespace fp::engine;
+using clk = std::chrono::steady_clock;
+
+struct stats {
+  double median, min, max;
+};
+stats summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+// ---- bandwidth ------------------------------------------------------------------------------------
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) uint64_t read_sum_avx2(const uint64_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  const auto* v = reinterpret_cast<const __m256i*>(p);
+  const size_t nv = n / 4;
+  for (size_t i = 0; i + 4 <= nv; i += 4) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + i));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + i + 1));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(v + i + 2));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(v + i + 3));
+  }
+  alignas(32) uint64_t out[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  return out[0] + out[1] + out[2] + out[3];
+}
+#endif
+uint64_t read_sum_scalar(const uint64_t* p, size_t n) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (size_t i = 0; i + 4 <= n; i += 4) s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+  return s0 + s1 + s2 + s3;
+}
+uint64_t read_sum(const uint64_t* p, size_t n) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) return read_sum_avx2(p, n);
+#endif
+  return read_sum_scalar(p, n);
+}
+
+// GB/s of a parallel read of `mib` MiB, median of reps (buffer touched first).
+stats measure_bandwidth(thread_pool& pool, size_t mib, int reps) {
+  const size_t bytes = mib << 20;
+  const size_t n = bytes / 8;
+  auto* buf = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
+  for (size_t i = 0; i < n; ++i) buf[i] = i;
+  const uint64_t expect = static_cast<uint64_t>(n) * (n - 1) / 2;
+  std::vector<double> gbs;
+  for (int r = 0; r < reps; ++r) {
+    std::vector<uint64_t> part(static_cast<size_t>(pool.size()));
+    const auto t0 = clk::now();
+    pool.run([&](int i, int nt) {
+      const size_t chunk = (n / static_cast<size_t>(nt)) / 64 * 64;
+      const size_t b = chunk * static_cast<size_t>(i);
+      const size_t e = i == nt - 1 ? n : b + chunk;
+      part[static_cast<size_t>(i)] = read_sum(buf + b, e - b);
+    });
+    const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    uint64_t total = 0;
+    for (auto v : part) total += v;
+    if (total != expect) fmt::print(stderr, "bandwidth: checksum mismatch\n");
+    gbs.push_back(static_cast<double>(bytes) / s / 1e9);
+  }
+  std::free(buf);
+  return summarize(gbs);
+}
+
+// ---- matmul ---------------------------------------------------------------------------------------
+struct args {
+  std::string mode;
+  int threads = 2;
+  size_t mib = 1024;
+  ggml_type type = ggml_type::q4_0;
+  int dim = 2048, ff = 8192, kv = 512, layers = 16, vocab = 32000, prompt = 512, reps = 5;
+};
+
+bool parse_type(const std::string& s, ggml_type& t) {
+  for (ggml_type c : {ggml_type::f32, ggml_type::f16, ggml_type::bf16, ggml_type::q4_0, ggml_type::q8_0,
+                      ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k})
+    if (type_name(c) == s) {
+      t = c;
+      return true;
+    }
+  return false;
+}
+
+struct matrix {
+  weight_view w;
+  std::vector<uint8_t> storage;
+};
+
+// One random matrix of each shape, copied into every layer (distinct memory, same bytes).
+matrix make_random(ggml_type t, int64_t rows, int64_t cols, uint32_t seed) {
+  matrix m;
+  const int64_t rb = type_row_bytes(t, cols);
+  m.storage.resize(static_cast<size_t>(rb * rows));
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> row(static_cast<size_t>(cols));
+  const int64_t distinct = std::min<int64_t>(rows, 64);
+  for (int64_t r = 0; r < distinct; ++r) {
+    for (auto& v : row) v = dist(rng);
+    quantize_row(t, row.data(), m.storage.data() + r * rb, cols);
+  }
+  for (int64_t r = distinct; r < rows; ++r)
+    std::memcpy(m.storage.data() + r * rb, m.storage.data() + (r % distinct) * rb, static_cast<size_t>(rb));
+  m.w = {t, rows, cols, m.storage.data(), 0};
+  return m;
+}
+
+int run_matmul(const args& a) {
+  thread_pool pool(a.threads);
+  fmt::print("kernels: {}, threads: {}, type: {}\n", kernels_isa(), a.threads, type_name(a.type));
+  fmt::print("shape: dim {} ff {} kv {} layers {} vocab {}\n", a.dim, a.ff, a.kv, a.layers, a.vocab);
+  std::vector<std::vector<matrix>> layers(static_cast<size_t>(a.layers));
+  uint64_t weight_bytes = 0;
+  for (int l = 0; l < a.layers; ++l) {
+    auto& L = layers[static_cast<size_t>(l)];
+    L.push_back(make_random(a.type, a.dim, a.dim, 1));  // wq
+    L.push_back(make_random(a.type, a.kv, a.dim, 2));   // wk
+    L.push_back(make_random(a.type, a.kv, a.dim, 3));   // wv
+    L.push_back(make_random(a.type, a.dim, a.dim, 4));  // wo
+    L.push_back(make_random(a.type, a.ff, a.dim, 5));   // gate
+    L.push_back(make_random(a.type, a.ff, a.dim, 6));   // up
+    L.push_back(make_random(a.type, a.dim, a.ff, 7));   // down
+    for (auto& m : L) weight_bytes += m.storage.size();
+  }
+  auto out = make_random(a.type, a.vocab, a.dim, 8);
+  weight_bytes += out.storage.size();
+  fmt::print("weights: {:.3f} GB\n", static_cast<double>(weight_bytes) / 1e9);
+
+  const int64_t maxw = std::max<int64_t>(a.ff, a.vocab);
+  std::vector<float> x(static_cast<size_t>(a.prompt) * static_cast<size_t>(a.ff));
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (auto& v : x) v = dist(rng);
+  std::vector<float> y(static_cast<size_t>(a.prompt) * static_cast<size_t>(std::max<int64_t>(a.ff, a.dim)));
+  std::vector<float> logits(static_cast<size_t>(maxw));
+
+  // One pass over every matrix for n tokens (logits only for the last token, as in generation).
+  auto pass = [&](int n) {
+    for (auto& L : layers)
+      for (auto& m : L) matmul(m.w, x.data(), m.w.cols, y.data(), m.w.rows, n, pool);
+    matmul(out.w, x.data(), out.w.cols, logits.data(), out.w.rows, 1, pool);
+    for (int64_t i = 0; i < a.dim; ++i)
+      if (!std::isfinite(y[static_cast<size_t>(i)])) return false;
+    return std::isfinite(logits[0]);
+  };
+
+  const auto bw = measure_bandwidth(pool, a.mib, a.reps);
+  fmt::print("bandwidth ({} threads, {} MiB read): {:.1f} GB/s (min {:.1f}, max {:.1f})\n", a.threads, a.mib,
+             bw.median, bw.min, bw.max);
+
+  pass(1);  // warm-up
+  std::vector<double> dec;
+  for (int r = 0; r < a.reps * 4; ++r) {
+    const auto t0 = clk::now();
+    if (!pass(1)) fmt::print(stderr, "non-finite output\n");
+    dec.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+  }
+  const auto d = summarize(dec);
+  const double limit = bw.median * 1e9 / static_cast<double>(weight_bytes);
+  fmt::print("decode (matmul only): {:.1f} tok/s (min {:.1f}, max {:.1f}); {:.1f} GB/s of weights; "
+             "{:.0f}% of the bandwidth limit {:.1f} tok/s\n",
+             1.0 / d.median, 1.0 / d.max, 1.0 / d.min, static_cast<double>(weight_bytes) / d.median / 1e9,
+             100.0 / d.median / limit, limit);
+
+  std::vector<double> pre;
+  pass(a.prompt);
+  for (int r = 0; r < std::max(2, a.reps / 2); ++r) {
+    const auto t0 = clk::now();
+    if (!pass(a.prompt)) fmt::print(stderr, "non-finite output\n");
+    pre.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+  }
+  const auto p = summarize(pre);
+  const double macs = static_cast<double>(weight_bytes > 0 ? 1 : 0) *
+                      (static_cast<double>(a.layers) * (2.0 * a.dim * a.dim + 2.0 * a.kv * a.dim + 3.0 * a.ff * a.dim)) *
+                      a.prompt;
+  fmt::print("prefill {} tokens (matmul only): {:.1f} tok/s (min {:.1f}, max {:.1f}); {:.1f} GMAC/s\n",
+             a.prompt, a.prompt / p.median, a.prompt / p.max, a.prompt / p.min, macs / p.median / 1e9);
+  return 0;
+}
+
+int usage() {
+  fmt::print(stderr,
+             "usage: engine_bench bandwidth [-t N] [--mib N] [--reps N]\n"
+             "       engine_bench matmul [-t N] [--type Q4_0|Q4_K|Q8_0|F16|...] [--dim N --ff N --kv N\n"
+             "                           --layers N --vocab N] [--prompt N] [--reps N] [--mib N]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  args a;
+  a.mode = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (i + 1 >= argc) return usage();
+    const std::string v = argv[++i];
+    if (k == "-t" || k == "--threads") a.threads = std::atoi(v.c_str());
+    else if (k == "--mib") a.mib = static_cast<size_t>(std::atol(v.c_str()));
+    else if (k == "--type") {
+      if (!parse_type(v, a.type)) return usage();
+    } else if (k == "--dim") a.dim = std::atoi(v.c_str());
+    else if (k == "--ff") a.ff = std::atoi(v.c_str());
+    else if (k == "--kv") a.kv = std::atoi(v.c_str());
+    else if (k == "--layers") a.layers = std::atoi(v.c_str());
+    else if (k == "--vocab") a.vocab = std::atoi(v.c_str());
+    else if (k == "--prompt") a.prompt = std::atoi(v.c_str());
+    else if (k == "--reps") a.reps = std::max(1, std::atoi(v.c_str()));
+    else return usage();
+  }
+  if (a.mode == "bandwidth") {
+    thread_pool pool(a.threads);
+    const auto bw = measure_bandwidth(pool, a.mib, a.reps);
+    fmt::print("bandwidth ({} threads, {} MiB read): {:.1f} GB/s (min {:.1f}, max {:.1f})\n", a.threads, a.mib,
+               bw.median, bw.min, bw.max);
+    return 0;
+  }
+  if (a.mode == "matmul") return run_matmul(a);
+  return usage();
+}
