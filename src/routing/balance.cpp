@@ -105,6 +105,7 @@ deployment_health::deployment_health(health_config c) : cfg_(c), breaker_(c.brea
 
 bool deployment_health::try_start(int64_t now_ns) noexcept {
   std::lock_guard lk(mu_);
+  if (now_ns < cooldown_until_ns_) return false;
   if (!breaker_.try_acquire(now_ns)) return false;
   ++in_flight_;
   return true;
@@ -169,7 +170,20 @@ double deployment_health::expected_cost_ms(int64_t now_ns, int64_t expected_toke
 
 bool deployment_health::admits(int64_t now_ns) const noexcept {
   std::lock_guard lk(mu_);
-  return breaker_.admits(now_ns);
+  return now_ns >= cooldown_until_ns_ && breaker_.admits(now_ns);
+}
+
+void deployment_health::on_rate_limited(int64_t now_ns, double retry_after_s) noexcept {
+  std::lock_guard lk(mu_);
+  if (in_flight_ > 0) --in_flight_;
+  breaker_.on_abandon();
+  double s = retry_after_s > 0 ? retry_after_s : 1.0;
+  cooldown_until_ns_ = std::max(cooldown_until_ns_, now_ns + static_cast<int64_t>(s * 1e9));
+}
+
+int64_t deployment_health::cooldown_until_ns() const noexcept {
+  std::lock_guard lk(mu_);
+  return cooldown_until_ns_;
 }
 
 double deployment_health::p95_ttft_ms() const noexcept {

@@ -91,6 +91,9 @@ class deployment_health {
   void on_failure(int64_t now_ns) noexcept;
   void on_first_token(int64_t now_ns, int64_t ttft_ns) noexcept;  // TTFT sample as soon as known
   void on_abandon() noexcept;  // cancelled (hedge loser, client gone): no verdict
+  // The upstream said 429: no verdict on health, but no new request before `retry_after_s`.
+  void on_rate_limited(int64_t now_ns, double retry_after_s) noexcept;
+  int64_t cooldown_until_ns() const noexcept;
   // Expected time to finish a request of `expected_tokens` output tokens, in ms, including queueing
   // behind the in-flight requests.
   double expected_cost_ms(int64_t now_ns, int64_t expected_tokens) const noexcept;
@@ -105,6 +108,7 @@ class deployment_health {
   circuit_breaker breaker_;
   double ttft_ms_ = -1, per_token_ms_ = -1;
   int64_t last_sample_ns_ = 0;
+  int64_t cooldown_until_ns_ = 0;
   int in_flight_ = 0;
   uint64_t samples_ = 0;
   std::array<float, 128> ttft_ring_{};

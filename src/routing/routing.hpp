@@ -8,4 +8,5 @@
 #include "routing/config.hpp"
 #include "routing/prompt_cache.hpp"
 #include "routing/rate_limit.hpp"
+#include "routing/router.hpp"
 #include "routing/scorer.hpp"
