@@ -62,7 +62,8 @@ inline uint64_t hash_bytes(const unsigned char* p, size_t n) noexcept {
 // Immutable open-addressing map from byte strings to ids (ids < 2^31), plus id -> bytes.
 class bytes_table {
  public:
-  result<void> build(const std::vector<std::pair<std::string, int32_t>>& entries) {
+  template <class Entries>  // a range of pair<string-like, int32_t>
+  result<void> build(const Entries& entries) {
     int32_t max_id = -1;
     size_t total = 0;
     for (const auto& e : entries) {
@@ -84,7 +85,7 @@ class bytes_table {
       }
       offsets_[id] = static_cast<uint32_t>(arena_.size());
       lens_[id] = static_cast<uint32_t>(bytes.size());
-      arena_.append(bytes);
+      arena_.append(bytes.data(), bytes.size());
     }
     arena_.append(16, '\0');  // lets probes read a little past a token
     for (const auto& [bytes, id] : entries) {

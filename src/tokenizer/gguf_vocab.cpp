@@ -666,14 +666,22 @@ void gguf_vocab::encode(std::string_view text, bool add_bos, bool parse_special,
 
 result<std::string> gguf_vocab::decode(std::span<const token_id> ids) const {
   std::string out;
+  // SentencePiece put a space in front of the text and after every special token (add_space_prefix);
+  // WordPiece in front of every word. Those spaces are removed again.
+  const bool strip = impl_->add_space_prefix || impl_->type == kind::wpm;
+  bool after_special = true;
   for (const token_id id : ids) {
     if (id < 0 || static_cast<size_t>(id) >= impl_->texts.size()) {
       return make_error(errc::invalid_request, fmt::format("token id {} is not in the vocabulary", id));
     }
-    out += impl_->piece(id, false);
+    std::string p = impl_->piece(id, true);
+    const int32_t ty = impl_->types[id];
+    const bool special = ty == tt_control || ty == tt_unknown || ty == tt_user_defined;
+    if (strip && after_special && !special && !p.empty() && p[0] == ' ') p.erase(0, 1);
+    if (impl_->type != kind::wpm) after_special = special;
+    else after_special = false;
+    out += p;
   }
-  // The space the tokenizer put in front of the text (SentencePiece add_space_prefix, WordPiece).
-  if ((impl_->add_space_prefix || impl_->type == kind::wpm) && !out.empty() && out[0] == ' ') out.erase(0, 1);
   return out;
 }
 

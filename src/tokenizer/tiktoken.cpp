@@ -110,8 +110,13 @@ result<std::shared_ptr<const tiktoken_encoding>> tiktoken_encoding::from_rank_te
   }
   p->specials = std::move(s.specials);
 
-  std::vector<std::pair<std::string, int32_t>> entries;
-  entries.reserve(text.size() / 16);
+  // Decode every token into one buffer first (no allocation per token).
+  std::string storage;
+  storage.reserve(text.size() * 3 / 4);
+  std::vector<std::pair<uint32_t, uint32_t>> spans;  // offset, length in storage
+  std::vector<int32_t> ids;
+  spans.reserve(text.size() / 16);
+  ids.reserve(text.size() / 16);
   std::string bytes;
   size_t pos = 0, line_no = 0;
   while (pos < text.size()) {
@@ -140,7 +145,14 @@ result<std::shared_ptr<const tiktoken_encoding>> tiktoken_encoding::from_rank_te
     if (rank >= (int64_t{1} << 30)) {
       return make_error(errc::corrupt_data, fmt::format("rank file line {}: rank too large", line_no));
     }
-    entries.emplace_back(bytes, static_cast<int32_t>(rank));
+    spans.emplace_back(static_cast<uint32_t>(storage.size()), static_cast<uint32_t>(bytes.size()));
+    storage += bytes;
+    ids.push_back(static_cast<int32_t>(rank));
+  }
+  std::vector<std::pair<std::string_view, int32_t>> entries;
+  entries.reserve(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    entries.emplace_back(std::string_view(storage).substr(spans[i].first, spans[i].second), ids[i]);
   }
   if (entries.empty()) return make_error(errc::corrupt_data, "rank file is empty");
   auto built = p->ranks.build(entries);

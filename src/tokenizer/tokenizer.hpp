@@ -170,6 +170,8 @@ class gguf_vocab final : public tokenizer {
   // BOS (and appends EOS) only where the metadata asks for them (add_bos_token/add_eos_token).
   void encode(std::string_view text, bool add_bos, bool parse_special,
               std::vector<token_id>& out) const override;
+  // Control and user-defined tokens come out as their text; the space SentencePiece puts in
+  // front of the text (and after each special token) is removed again.
   result<std::string> decode(std::span<const token_id> ids) const override;
   using tokenizer::encode;
 
