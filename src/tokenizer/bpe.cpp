@@ -26,7 +26,7 @@ void bpe_large(const bytes_table& t, const unsigned char* p, size_t n, std::vect
   };
   for (size_t i = 0; i < n; ++i) {
     nodes[i] = node{static_cast<uint32_t>(i), static_cast<int32_t>(i) - 1,
-                    i + 1 < n ? static_cast<int32_t>(i + 1) : -1, t.find(p + i, 1), no_rank};
+                    i + 1 < n ? static_cast<int32_t>(i + 1) : -1, t.byte_id(p[i]), no_rank};
   }
   for (size_t i = 0; i + 1 < n; ++i) {
     nodes[i].pair = static_cast<uint32_t>(t.find(p + i, 2));

@@ -59,7 +59,17 @@ inline uint64_t hash_bytes(const unsigned char* p, size_t n) noexcept {
   return mix64(k1 ^ n, mix64(a ^ k1, b ^ k2));
 }
 
+// The first min(n, 8) bytes of p as a zero-padded little-endian word, without reading past p+n.
+inline uint64_t prefix8(const unsigned char* p, size_t n) noexcept {
+  if (n >= 8) return load64(p);
+  if (n >= 4) return uint64_t(load32(p)) | (uint64_t(load32(p + n - 4)) << (8 * (n - 4)));
+  if (n == 0) return 0;
+  return uint64_t(p[0]) | (uint64_t(p[n >> 1]) << (8 * (n >> 1))) | (uint64_t(p[n - 1]) << (8 * (n - 1)));
+}
+
 // Immutable open-addressing map from byte strings to ids (ids < 2^31), plus id -> bytes.
+// A slot keeps the first 8 bytes, the length and a hash tag inline, so looking up a token of up
+// to 8 bytes (most BPE pair lookups) touches one cache line.
 class bytes_table {
  public:
   template <class Entries>  // a range of pair<string-like, int32_t>
@@ -71,30 +81,38 @@ class bytes_table {
       total += e.first.size();
     }
     max_id_ = max_id;
-    offsets_.assign(static_cast<size_t>(max_id) + 2, 0);
-    lens_.assign(static_cast<size_t>(max_id) + 1, UINT32_MAX);
+    spans_.assign(static_cast<size_t>(max_id) + 1, span{0, UINT32_MAX});
     arena_.clear();
     arena_.reserve(total + 16);
     size_t cap = 16;
     while (cap < entries.size() * 2) cap <<= 1;
-    slots_.assign(cap, 0);
+    slots_.assign(cap, slot{});
     mask_ = cap - 1;
     for (const auto& [bytes, id] : entries) {
-      if (lens_[id] != UINT32_MAX) {
+      if (spans_[id].len != UINT32_MAX) {
         return make_error(errc::corrupt_data, "duplicate token id " + std::to_string(id));
       }
-      offsets_[id] = static_cast<uint32_t>(arena_.size());
-      lens_[id] = static_cast<uint32_t>(bytes.size());
+      spans_[id] = span{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(bytes.size())};
       arena_.append(bytes.data(), bytes.size());
     }
-    arena_.append(16, '\0');  // lets probes read a little past a token
+    arena_.append(16, '\0');
     for (const auto& [bytes, id] : entries) {
       const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-      if (find(p, bytes.size()) >= 0) continue;  // duplicate bytes: first id wins
-      const uint64_t h = hash_bytes(p, bytes.size());
+      const size_t n = bytes.size();
+      const uint64_t h = hash_bytes(p, n);
+      const uint32_t tag = tag_of(h, n);
+      const uint64_t pre = prefix8(p, n);
       size_t i = h & mask_;
-      while (slots_[i] != 0) i = (i + 1) & mask_;
-      slots_[i] = ((h >> 32) << 32) | static_cast<uint64_t>(id + 1);
+      bool dup = false;
+      while (slots_[i].id_plus1 != 0) {
+        if (matches(slots_[i], tag, pre, p, n)) dup = true;  // same bytes: the first id wins
+        i = (i + 1) & mask_;
+      }
+      if (!dup) slots_[i] = slot{pre, static_cast<uint32_t>(id) + 1, tag};
+    }
+    for (int b = 0; b < 256; ++b) {
+      const unsigned char c = static_cast<unsigned char>(b);
+      byte_id_[b] = find(&c, 1);
     }
     return {};
   }
@@ -102,36 +120,52 @@ class bytes_table {
   // The id of `p[0..n)`, or -1.
   int32_t find(const unsigned char* p, size_t n) const noexcept {
     const uint64_t h = hash_bytes(p, n);
-    const uint32_t tag = static_cast<uint32_t>(h >> 32);
+    const uint32_t tag = tag_of(h, n);
+    const uint64_t pre = prefix8(p, n);
     size_t i = h & mask_;
     for (;;) {
-      const uint64_t s = slots_[i];
-      if (s == 0) return -1;
-      if (static_cast<uint32_t>(s >> 32) == tag) {
-        const int32_t id = static_cast<int32_t>(static_cast<uint32_t>(s)) - 1;
-        if (lens_[id] == n && std::memcmp(arena_.data() + offsets_[id], p, n) == 0) return id;
-      }
+      const slot& s = slots_[i];
+      if (s.id_plus1 == 0) return -1;
+      if (matches(s, tag, pre, p, n)) return static_cast<int32_t>(s.id_plus1 - 1);
       i = (i + 1) & mask_;
     }
   }
   int32_t find(std::string_view s) const noexcept {
     return find(reinterpret_cast<const unsigned char*>(s.data()), s.size());
   }
+  int32_t byte_id(unsigned char b) const noexcept { return byte_id_[b]; }
 
-  // nullptr-like empty optional if the id has no bytes.
   std::optional<std::string_view> bytes_of(int32_t id) const noexcept {
-    if (id < 0 || id > max_id_ || lens_[id] == UINT32_MAX) return std::nullopt;
-    return std::string_view(arena_.data() + offsets_[id], lens_[id]);
+    if (id < 0 || id > max_id_ || spans_[id].len == UINT32_MAX) return std::nullopt;
+    return std::string_view(arena_.data() + spans_[id].off, spans_[id].len);
   }
   int32_t max_id() const noexcept { return max_id_; }
 
  private:
-  std::vector<uint64_t> slots_;  // (hash tag << 32) | (id + 1); 0 = empty
+  struct slot {
+    uint64_t prefix = 0;     // first 8 bytes
+    uint32_t id_plus1 = 0;   // 0 = empty
+    uint32_t tag_len = 0;    // (hash bits << 8) | min(len, 255)
+  };
+  struct span {
+    uint32_t off, len;
+  };
+  static uint32_t tag_of(uint64_t h, size_t n) noexcept {
+    return (static_cast<uint32_t>(h >> 40) << 8) | static_cast<uint32_t>(std::min<size_t>(n, 255));
+  }
+  bool matches(const slot& s, uint32_t tag, uint64_t pre, const unsigned char* p, size_t n) const noexcept {
+    if (s.tag_len != tag || s.prefix != pre) return false;
+    if (n <= 8) return true;
+    const span& sp = spans_[s.id_plus1 - 1];
+    return sp.len == n && std::memcmp(arena_.data() + sp.off + 8, p + 8, n - 8) == 0;
+  }
+
+  std::vector<slot> slots_;
   size_t mask_ = 0;
   std::string arena_;
-  std::vector<uint32_t> offsets_;
-  std::vector<uint32_t> lens_;
+  std::vector<span> spans_;
   int32_t max_id_ = -1;
+  int32_t byte_id_[256] = {};
 };
 
 inline constexpr size_t small_piece_max = 96;
@@ -147,7 +181,7 @@ inline void bpe_small(const bytes_table& t, const unsigned char* p, size_t n,
   size_t m = n + 1;                    // parts incl. the end sentinel
   for (size_t i = 0; i < n; ++i) {
     start[i] = static_cast<uint32_t>(i);
-    seg[i] = t.find(p + i, 1);
+    seg[i] = t.byte_id(p[i]);
     rank[i] = i + 1 < n ? static_cast<uint32_t>(t.find(p + i, 2)) : no_rank;
   }
   start[n] = static_cast<uint32_t>(n);
