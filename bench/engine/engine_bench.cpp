@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -211,6 +212,33 @@ int run_matmul(const args& a) {
   return 0;
 }
 
+// Single-thread kernel throughput in CPU time (meaningful on a loaded machine): one matrix of
+// rows x cols, n tokens, reported as GMAC/s per core and, for n = 1, bytes of weights per second.
+int run_kernel(const args& a) {
+  thread_pool pool(1);
+  auto m = make_random(a.type, a.ff, a.dim, 1);
+  std::vector<float> x(static_cast<size_t>(a.prompt) * static_cast<size_t>(a.dim), 0.5f);
+  std::vector<float> y(static_cast<size_t>(a.prompt) * static_cast<size_t>(a.ff));
+  for (int n : {1, a.prompt}) {
+    matmul(m.w, x.data(), y.data(), n, pool);
+    std::vector<double> v;
+    for (int r = 0; r < a.reps; ++r) {
+      timespec t0{}, t1{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+      const int iters = n == 1 ? 50 : 1;
+      for (int i = 0; i < iters; ++i) matmul(m.w, x.data(), y.data(), n, pool);
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+      v.push_back(((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9) / iters);
+    }
+    const auto s = summarize(v);
+    const double macs = static_cast<double>(a.ff) * a.dim * n;
+    fmt::print("{} {}x{} n={}: {:.1f} GMAC/s/core (cpu time; min {:.1f} max {:.1f}); {:.1f} GB/s of weights\n",
+               type_name(a.type), a.ff, a.dim, n, macs / s.median / 1e9, macs / s.max / 1e9, macs / s.min / 1e9,
+               static_cast<double>(m.storage.size()) / s.median / 1e9);
+  }
+  return 0;
+}
+
 int usage() {
   fmt::print(stderr,
              "usage: engine_bench bandwidth [-t N] [--mib N] [--reps N]\n"
@@ -250,5 +278,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (a.mode == "matmul") return run_matmul(a);
+  if (a.mode == "kernel") return run_kernel(a);
   return usage();
 }

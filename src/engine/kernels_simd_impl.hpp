@@ -25,7 +25,7 @@ namespace {
 
 using namespace quant;
 
-constexpr int k_tile = 4;  // tokens per weight pass
+constexpr int k_tile = FP_SIMD_VNNI ? 8 : 4;  // tokens per weight pass (zmm leaves more registers)
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -239,6 +239,155 @@ void gemm_q6_k(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8_t*
   }
 }
 
+
+#if FP_SIMD_VNNI
+// ---- AVX-512 kernels (zmm): two 32-blocks or one Q4_K sub-block pair per instruction -----------
+// The block scales of 16 consecutive Q4_0/Q8_0 blocks are gathered and converted at once; the
+// per-lane scale of a block pair is a permute of (weight scale x activation scale).
+inline __m512i pair_index(int p) {  // lanes 0-7 -> 2p, lanes 8-15 -> 2p+1
+  return _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
+                          2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
+}
+
+template <int T, bool Q4>
+void gemm_q32_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8_t* act,
+                  int64_t act_stride, int64_t cols, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int bsz = Q4 ? 18 : 34;  // bytes per block
+  act32_view a[T];
+  for (int t = 0; t < T; ++t) a[t] = act32_at(act + t * act_stride, cols);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i x80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  // per-128-bit-lane word shift counts 0,4,0,4: [b0, b0, b1, b1] -> [b0 lo, b0 hi, b1 lo, b1 hi]
+  const __m512i shifts = _mm512_set_epi32(0x40004, 0x40004, 0x40004, 0x40004, 0, 0, 0, 0,
+                                          0x40004, 0x40004, 0x40004, 0x40004, 0, 0, 0, 0);
+  const __m512i gidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(bsz));
+  __m512i pidx[8];
+  for (int p = 0; p < 8; ++p) pidx[p] = pair_index(p);
+  const int64_t ng = nb / 16;  // full groups of 16 blocks; the rest goes through the ymm kernel
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = wbase + r * wstride;
+    __m512 acc[T], corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = corr[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+      const uint8_t* gb = row + g * 16 * bsz;
+      const __m512i raw_d = _mm512_i32gather_epi32(gidx, gb, 1);
+      const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw_d));
+      __m512 prod[T];
+      for (int t = 0; t < T; ++t) {
+        const __m512 dx = _mm512_loadu_ps(a[t].d + g * 16);
+        prod[t] = _mm512_mul_ps(dw, dx);
+        if constexpr (Q4) corr[t] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(a[t].ds + g * 16), corr[t]);
+        else corr[t] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(a[t].ds + g * 16), corr[t]);
+      }
+      for (int p = 0; p < 8; ++p) {
+        const uint8_t* b0 = gb + (2 * p) * bsz + 2;
+        __m512i z;
+        if constexpr (Q4) {
+          const __m256i l = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0)));
+          const __m256i h = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + bsz)));
+          z = _mm512_and_si512(_mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1), shifts), m4);
+        } else {
+          const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0));
+          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + bsz));
+          z = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1), x80);
+        }
+        for (int t = 0; t < T; ++t) {
+          const __m512i av = _mm512_loadu_si512(a[t].qs + (g * 16 + 2 * p) * 32);
+          const __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), z, av));
+          acc[t] = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pidx[p], prod[t]), acc[t]);
+        }
+      }
+    }
+    const float off = Q4 ? 8.0f : 128.0f;
+    float tail[T] = {};
+    if (ng * 16 < nb) {  // leftover blocks: the ymm kernel on a view of them
+      const int64_t done = ng * 16;
+      for (int t = 0; t < T; ++t) {
+        act32_view v = a[t];
+        v.qs += done * 32, v.d += done, v.ds += done;
+        __m256 s = _mm256_setzero_ps();
+        float c = 0;
+        for (int64_t b = done; b < nb; ++b) {
+          const uint8_t* blk = row + b * bsz;
+          const float dwb = f16s(*reinterpret_cast<const uint16_t*>(blk));
+          __m256i wq;
+          if constexpr (Q4) {
+            const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+            wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+          } else {
+            wq = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
+                                  _mm256_set1_epi8(static_cast<char>(0x80)));
+          }
+          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.qs + (b - done) * 32));
+          s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(wq, av)), _mm256_set1_ps(dwb * v.d[b - done]), s);
+          c += dwb * v.ds[b - done];
+        }
+        tail[t] = hsum(s) - off * c;
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) - off * _mm512_reduce_add_ps(corr[t]) + tail[t];
+  }
+}
+
+// Q4_K: 6-bit scales/mins of a super-block unpacked with 32-bit word operations.
+inline void scales_mins_k4(const uint8_t* q, uint64_t& sc8, uint64_t& m8) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, q, 4), std::memcpy(&w1, q + 4, 4), std::memcpy(&w2, q + 8, 4);
+  const uint32_t sc_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+  sc8 = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
+  m8 = m_lo | (static_cast<uint64_t>(m_hi) << 32);
+}
+
+template <int T>
+void gemm_q4_k_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8_t* act,
+                   int64_t act_stride, int64_t cols, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  act256_view a[T];
+  for (int t = 0; t < T; ++t) a[t] = act256_at(act + t * act_stride, cols);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i shifts = _mm512_set_epi32(0x40004, 0x40004, 0x40004, 0x40004, 0x40004, 0x40004, 0x40004, 0x40004,
+                                          0, 0, 0, 0, 0, 0, 0, 0);
+  __m512i kidx[4];  // words 0-15 -> sub-block 2k, 16-31 -> 2k+1
+  for (int k = 0; k < 4; ++k)
+    kidx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * k))),
+                                 _mm256_set1_epi16(static_cast<short>(2 * k + 1)), 1);
+  for (int64_t r = r0; r < r1; ++r) {
+    auto* w = reinterpret_cast<const block_q4_k*>(wbase + r * wstride);
+    __m512 acc[T];
+    __m256 accm[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      uint64_t sc8, m8;
+      scales_mins_k4(w[b].scales, sc8, m8);
+      const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(sc8))));
+      const __m128i mb = _mm_cvtsi64_si128(static_cast<long long>(m8));
+      const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+      __m512i z[4], sc[4];
+      for (int k = 0; k < 4; ++k) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
+        z[k] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(raw), raw, 1), shifts), m4);
+        sc[k] = _mm512_permutexvar_epi16(kidx[k], sc16);
+      }
+      const float d = f16s(w[b].d), dmin = f16s(w[b].dmin);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* q = a[t].qs + b * qk_k;
+        __m512i isum = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k)
+          isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(z[k], _mm512_loadu_si512(q + 64 * k)), sc[k]);
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].bsums + b * 16));
+        const float dx = a[t].d[b];
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * dx), acc[t]);
+        accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), _mm256_set1_ps(dmin * dx), accm[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) - hsum(accm[t]);
+  }
+}
+#endif
+
 // ---- float weights ------------------------------------------------------------------------------
 template <ggml_type WT>
 inline __m256 load8(const void* p, int64_t i) {
@@ -286,9 +435,15 @@ void gemm_t(const weight_view& w, const void* act, int64_t act_stride, float* y,
   auto* wb = static_cast<const uint8_t*>(w.data);
   auto* ab = static_cast<const uint8_t*>(act);
   switch (w.type) {
+#if FP_SIMD_VNNI
+    case ggml_type::q4_0: gemm_q32_512<T, true>(wb, ws, w.cols / qk32, ab, act_stride, w.cols, y, ldy, r0, r1); break;
+    case ggml_type::q8_0: gemm_q32_512<T, false>(wb, ws, w.cols / qk32, ab, act_stride, w.cols, y, ldy, r0, r1); break;
+    case ggml_type::q4_k: gemm_q4_k_512<T>(wb, ws, w.cols / qk_k, ab, act_stride, w.cols, y, ldy, r0, r1); break;
+#else
     case ggml_type::q4_0: gemm_q4_0<T>(wb, ws, w.cols / qk32, ab, act_stride, w.cols, y, ldy, r0, r1); break;
     case ggml_type::q8_0: gemm_q8_0<T>(wb, ws, w.cols / qk32, ab, act_stride, w.cols, y, ldy, r0, r1); break;
     case ggml_type::q4_k: gemm_qk45<T, false>(wb, ws, w.cols / qk_k, ab, act_stride, w.cols, y, ldy, r0, r1); break;
+#endif
     case ggml_type::q5_k: gemm_qk45<T, true>(wb, ws, w.cols / qk_k, ab, act_stride, w.cols, y, ldy, r0, r1); break;
     case ggml_type::q6_k: gemm_q6_k<T>(wb, ws, w.cols / qk_k, ab, act_stride, w.cols, y, ldy, r0, r1); break;
     case ggml_type::f32: gemm_float<T, ggml_type::f32>(wb, ws, static_cast<const float*>(act), act_stride, w.cols, y, ldy, r0, r1); break;
@@ -311,6 +466,10 @@ void gemm(const weight_view& w, const void* act, int64_t act_stride, int n_token
     case 1: gemm_t<1>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
     case 2: gemm_t<2>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
     case 3: gemm_t<3>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
+    case 4: gemm_t<4>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
+    case 5: gemm_t<5>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
+    case 6: gemm_t<6>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
+    case 7: gemm_t<7>(w, ab + t * step_bytes, act_stride, y + t * ldy, ldy, r0, r1); break;
     default: break;
   }
 }

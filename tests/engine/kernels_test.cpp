@@ -253,12 +253,14 @@ std::vector<float> abs_sums(const test_matrix& m, const std::vector<float>& x, i
 TEST(KernelsMatmul, EveryVariantMatchesScalarOnOddShapes) {
   const auto vs = variants();
   if (vs.empty()) GTEST_SKIP() << "no SIMD variant on this CPU";
-  for (ggml_type t : k_all_types) {
+  for (ggml_type t : k_all_types)
+   for (int shape = 0; shape < 2; ++shape) {
     const int64_t blk = type_block_elems(t);
-    const int64_t cols = blk == 1 ? 173 : (blk == 32 ? 32 * 7 : 256 * 3);
+    // shape 1 has more blocks than one 16-block SIMD group plus a remainder
+    const int64_t cols = blk == 1 ? (shape ? 1031 : 173) : (blk == 32 ? 32 * (shape ? 37 : 7) : 256 * (shape ? 5 : 3));
     const int64_t rows = 37;
     const auto m = make_matrix(t, rows, cols, 3 + static_cast<uint32_t>(t));
-    for (int n_tokens : {1, 2, 3, 4, 5, 7, 9}) {
+    for (int n_tokens : {1, 2, 3, 4, 5, 7, 8, 9, 17}) {
       const auto x = random_floats(static_cast<size_t>(n_tokens * cols), 100 + n_tokens);
       const auto bound = abs_sums(m, x, n_tokens);
       int64_t stride = 0;
