@@ -29,7 +29,7 @@ void bpe_large(const bytes_table& t, const unsigned char* p, size_t n, std::vect
                     i + 1 < n ? static_cast<int32_t>(i + 1) : -1, t.byte_id(p[i]), no_rank};
   }
   for (size_t i = 0; i + 1 < n; ++i) {
-    nodes[i].pair = static_cast<uint32_t>(t.find(p + i, 2));
+    nodes[i].pair = static_cast<uint32_t>(t.pair_id(p + i));
     if (nodes[i].pair != no_rank) heap.push_back((uint64_t(nodes[i].pair) << 32) | i);
   }
   std::make_heap(heap.begin(), heap.end(), std::greater<>());

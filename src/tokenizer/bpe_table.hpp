@@ -114,6 +114,13 @@ class bytes_table {
       const unsigned char c = static_cast<unsigned char>(b);
       byte_id_[b] = find(&c, 1);
     }
+    pair_id_.resize(65536);
+    for (int a = 0; a < 256; ++a) {
+      for (int b = 0; b < 256; ++b) {
+        const unsigned char c[2] = {static_cast<unsigned char>(a), static_cast<unsigned char>(b)};
+        pair_id_[a * 256 + b] = find(c, 2);
+      }
+    }
     return {};
   }
 
@@ -134,6 +141,8 @@ class bytes_table {
     return find(reinterpret_cast<const unsigned char*>(s.data()), s.size());
   }
   int32_t byte_id(unsigned char b) const noexcept { return byte_id_[b]; }
+  // The id of the two bytes p[0], p[1] (a 256 KB table that stays in L2).
+  int32_t pair_id(const unsigned char* p) const noexcept { return pair_id_[p[0] * 256 + p[1]]; }
 
   std::optional<std::string_view> bytes_of(int32_t id) const noexcept {
     if (id < 0 || id > max_id_ || spans_[id].len == UINT32_MAX) return std::nullopt;
@@ -166,6 +175,7 @@ class bytes_table {
   std::vector<span> spans_;
   int32_t max_id_ = -1;
   int32_t byte_id_[256] = {};
+  std::vector<int32_t> pair_id_;
 };
 
 inline constexpr size_t small_piece_max = 96;
@@ -182,7 +192,7 @@ inline void bpe_small(const bytes_table& t, const unsigned char* p, size_t n,
   for (size_t i = 0; i < n; ++i) {
     start[i] = static_cast<uint32_t>(i);
     seg[i] = t.byte_id(p[i]);
-    rank[i] = i + 1 < n ? static_cast<uint32_t>(t.find(p + i, 2)) : no_rank;
+    rank[i] = i + 1 < n ? static_cast<uint32_t>(t.pair_id(p + i)) : no_rank;
   }
   start[n] = static_cast<uint32_t>(n);
   rank[n] = no_rank;

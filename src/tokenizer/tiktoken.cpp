@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <atomic>
 #include <functional>
+#include <memory>
 
 #include "tokenizer/bpe_table.hpp"
 #include "tokenizer/pretokenize.hpp"
@@ -19,6 +21,12 @@ struct tiktoken_encoding::impl {
   std::vector<std::pair<std::string, token_id>> specials;
   detail::bytes_table ranks;  // token bytes <-> rank (= id)
   size_t n_vocab = 0;
+  uint64_t uid = next_uid();  // distinct per encoding object, never reused
+
+  static uint64_t next_uid() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
 
   void encode_valid(std::string_view text, std::vector<token_id>& out) const {
     const auto* s = reinterpret_cast<const unsigned char*>(text.data());
@@ -41,13 +49,50 @@ struct tiktoken_encoding::impl {
     }
   }
 
+  // Per-thread, direct-mapped memo of the merge result of short pieces that are not tokens
+  // themselves (identifiers, rare words repeat a lot). Keyed by encoding and bytes; the encoding
+  // object itself stays immutable.
+  struct piece_cache {
+    static constexpr size_t max_len = 24, max_tokens = 12, size = 4096;
+    struct entry {
+      uint64_t owner = 0;  // impl::uid (not the address: a freed encoding's address is reused)
+      uint8_t len = 0, ntok = 0;
+      unsigned char bytes[max_len];
+      int32_t toks[max_tokens];
+    };
+    entry e[size];
+  };
+
+  void cached_bpe(const unsigned char* p, size_t n, std::vector<token_id>& out) const {
+    thread_local std::unique_ptr<piece_cache> cache;
+    if (!cache) cache = std::make_unique<piece_cache>();
+    const uint64_t h = detail::hash_bytes(p, n) ^ (uid * 0x9E3779B97F4A7C15ull);
+    auto& e = cache->e[(h ^ (h >> 29)) & (piece_cache::size - 1)];
+    if (e.owner == uid && e.len == n && std::memcmp(e.bytes, p, n) == 0) {
+      out.insert(out.end(), e.toks, e.toks + e.ntok);
+      return;
+    }
+    const size_t before = out.size();
+    detail::bpe_small(ranks, p, n, out);
+    const size_t k = out.size() - before;
+    if (k <= piece_cache::max_tokens) {
+      e.owner = uid;
+      e.len = static_cast<uint8_t>(n);
+      e.ntok = static_cast<uint8_t>(k);
+      std::memcpy(e.bytes, p, n);
+      std::memcpy(e.toks, out.data() + before, k * sizeof(int32_t));
+    }
+  }
+
   void piece(const unsigned char* p, size_t n, std::vector<token_id>& out) const {
     const int32_t whole = ranks.find(p, n);
     if (whole >= 0) {
       out.push_back(whole);
       return;
     }
-    if (n <= detail::small_piece_max) {
+    if (n <= piece_cache::max_len) {
+      cached_bpe(p, n, out);
+    } else if (n <= detail::small_piece_max) {
       detail::bpe_small(ranks, p, n, out);
     } else {
       detail::bpe_large(ranks, p, n, out);

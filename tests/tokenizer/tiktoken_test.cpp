@@ -204,3 +204,21 @@ TEST(Tiktoken, MalformedRankFile) {
   // Missing single bytes.
   EXPECT_FALSE(tiktoken_encoding::from_rank_text({"x", tiktoken_encoding::pattern::o200k, {}}, "YQ== 0\n").has_value());
 }
+
+TEST(Tiktoken, FreshEncodingsDoNotShareMemo) {
+  // The per-thread merge memo is keyed by encoding identity, not address: an encoding built at the
+  // address of a destroyed one must not see the other's results.
+  REQUIRE_SHARED(k_dir + "/cl100k_base.tiktoken");
+  const std::string text = "Tokenizers memoize merges: zyxwvut qwertyuiop asdfghjkl Ünïcödé ödön 中文字符";
+  const auto ref_o = enc("o200k_base")->encode_ordinary(text);
+  const auto ref_c = enc("cl100k_base")->encode_ordinary(text);
+  for (int round = 0; round < 3; ++round) {
+    for (const bool o200k : {true, false}) {
+      auto e = tiktoken_encoding::load(
+          {o200k ? "o200k_base" : "cl100k_base", o200k ? tiktoken_encoding::pattern::o200k : tiktoken_encoding::pattern::cl100k, {}},
+          k_dir + (o200k ? "/o200k_base.tiktoken" : "/cl100k_base.tiktoken"));
+      ASSERT_TRUE(e.has_value());
+      EXPECT_EQ((*e)->encode_ordinary(text), o200k ? ref_o : ref_c);
+    }
+  }
+}
