@@ -86,6 +86,11 @@ struct act_scratch {
   }
 };
 thread_local act_scratch t_scratch;
+thread_local act_scratch t_prefill_row;  // one natural-layout row before prefill_act
+
+bool use_prefill(const detail::kernel_table& k, const weight_view& w, int n_tokens) noexcept {
+  return k.prefill_gemm && n_tokens >= detail::prefill_min_tokens && k.prefill_supported(w.type, w.cols);
+}
 
 int64_t weight_stride(const weight_view& w) noexcept {
   return w.row_stride ? w.row_stride : type_row_bytes(w.type, w.cols);
@@ -110,8 +115,18 @@ void matmul_rows(const weight_view& w, const float* x, int64_t ldx, float* y, in
   }
   const int64_t arb = quant::act_row_bytes(kind, w.cols);
   uint8_t* act = t_scratch.get(static_cast<size_t>(arb * n_tokens));
-  for (int t = 0; t < n_tokens; ++t) k.quantize_act(w.type, x + t * ldx, act + t * arb, w.cols);
-  k.gemm(w, act, arb, n_tokens, y, ldy, row_begin, row_end);
+  const bool prefill = use_prefill(k, w, n_tokens);
+  uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(arb)) : nullptr;
+  for (int t = 0; t < n_tokens; ++t) {
+    if (prefill) {
+      k.quantize_act(w.type, x + t * ldx, tmp, w.cols);
+      k.prefill_act(w.type, tmp, act + t * arb, w.cols);
+    } else {
+      k.quantize_act(w.type, x + t * ldx, act + t * arb, w.cols);
+    }
+  }
+  if (prefill) k.prefill_gemm(w, act, arb, n_tokens, y, ldy, row_begin, row_end);
+  else k.gemm(w, act, arb, n_tokens, y, ldy, row_begin, row_end);
 }
 
 void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t ldy,
@@ -132,23 +147,32 @@ void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t
     qbuf = t_scratch.get(static_cast<size_t>(act_stride * n_tokens));
     act = qbuf;
   }
+  const bool prefill = qbuf && use_prefill(k, w, n_tokens);
   const int64_t chunk = chunk_rows(w.rows, nt);
   const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   pool.run([&](int ti, int n) {
     if (qbuf) {  // quantise the activations once, split by token, then everyone reads them
-      for (int t = ti; t < n_tokens; t += n)
-        k.quantize_act(w.type, x + t * ldx, qbuf + t * act_stride, w.cols);
+      uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(act_stride)) : nullptr;
+      for (int t = ti; t < n_tokens; t += n) {
+        uint8_t* dst = qbuf + t * act_stride;
+        if (prefill) {
+          k.quantize_act(w.type, x + t * ldx, tmp, w.cols);
+          k.prefill_act(w.type, tmp, dst, w.cols);
+        } else {
+          k.quantize_act(w.type, x + t * ldx, dst, w.cols);
+        }
+      }
       pool.barrier();
     }
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
       if (c >= n_chunks) break;
       const int64_t r0 = c * chunk, r1 = std::min(w.rows, r0 + chunk);
-      k.gemm(w, act, act_stride, n_tokens, y, ldy, r0, r1);
+      if (prefill) k.prefill_gemm(w, act, act_stride, n_tokens, y, ldy, r0, r1);
+      else k.gemm(w, act, act_stride, n_tokens, y, ldy, r0, r1);
     }
   });
-  (void)weight_stride;
 }
 
 void get_row(const weight_view& w, int64_t row, float* dst) noexcept {

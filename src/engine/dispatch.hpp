@@ -29,7 +29,18 @@ struct kernel_table {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   float (*dot_f32_f16)(const float* q, const uint16_t* k, int64_t n);
   void (*axpy_f16)(float a, const uint16_t* v, float* acc, int64_t n);
+
+  // Optional prefill path (nullptr in variants without one). When prefill_supported(w.type,
+  // w.cols) and n_tokens >= prefill_min_tokens, matmul re-lays each quantised activation row with
+  // prefill_act (same byte size as the quantize_act row) and calls prefill_gemm instead of gemm on
+  // row ranges that are multiples of 16 (except the last). prefill_gemm repacks each 16-row block
+  // of weights once and streams every token through it.
+  bool (*prefill_supported)(ggml_type wt, int64_t cols) = nullptr;
+  void (*prefill_act)(ggml_type wt, const void* src, void* dst, int64_t cols) = nullptr;
+  void (*prefill_gemm)(const weight_view& w, const void* act, int64_t act_stride, int n_tokens,
+                       float* y, int64_t ldy, int64_t r0, int64_t r1) = nullptr;
 };
+inline constexpr int prefill_min_tokens = 16;
 
 const kernel_table& table_scalar() noexcept;
 const kernel_table& table_avx2() noexcept;    // only call if isa_supported(isa::avx2)

@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "engine/dispatch.hpp"
 #include "engine/quant.hpp"
@@ -267,8 +269,13 @@ void gemm_q32_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8
   const int64_t ng = nb / 16;  // full groups of 16 blocks; the rest goes through the ymm kernel
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = wbase + r * wstride;
-    __m512 acc[T], corr[T];
-    for (int t = 0; t < T; ++t) acc[t] = corr[t] = _mm512_setzero_ps();
+    // With few tokens the fma chain of one accumulator is the bottleneck: split it by pair parity.
+    constexpr int na = T <= 2 ? 2 : 1;
+    __m512 acc[T][na], corr[T];
+    for (int t = 0; t < T; ++t) {
+      corr[t] = _mm512_setzero_ps();
+      for (int i = 0; i < na; ++i) acc[t][i] = _mm512_setzero_ps();
+    }
     for (int64_t g = 0; g < ng; ++g) {
       const uint8_t* gb = row + g * 16 * bsz;
       const __m512i raw_d = _mm512_i32gather_epi32(gidx, gb, 1);
@@ -295,7 +302,7 @@ void gemm_q32_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8
         for (int t = 0; t < T; ++t) {
           const __m512i av = _mm512_loadu_si512(a[t].qs + (g * 16 + 2 * p) * 32);
           const __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), z, av));
-          acc[t] = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pidx[p], prod[t]), acc[t]);
+          acc[t][p % na] = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pidx[p], prod[t]), acc[t][p % na]);
         }
       }
     }
@@ -326,8 +333,150 @@ void gemm_q32_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8
         tail[t] = hsum(s) - off * c;
       }
     }
-    for (int t = 0; t < T; ++t)
-      y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) - off * _mm512_reduce_add_ps(corr[t]) + tail[t];
+    for (int t = 0; t < T; ++t) {
+      __m512 sum = acc[t][0];
+      if constexpr (na == 2) sum = _mm512_add_ps(sum, acc[t][na - 1]);
+      y[t * ldy + r] = _mm512_reduce_add_ps(sum) - off * _mm512_reduce_add_ps(corr[t]) + tail[t];
+    }
+  }
+}
+
+
+// ---- AVX-512 prefill: weights repacked once per 16-row block, tokens streamed through --------
+// Layout of a "group" (16 consecutive 32-blocks = 512 elements) for both weights and activations:
+// 8 vectors of 64 bytes; vector s, 32-bit lane j holds elements 4s..4s+3 of block j. One vpdpbusd
+// then adds 4 products of each of 16 blocks into that block's own lane, so a whole group needs 8
+// vpdpbusd, one conversion and one fma with (weight scale x activation scale) per token and row:
+// no per-block shuffles or reductions.
+bool prefill_supported(ggml_type wt, int64_t cols) {
+  return (wt == ggml_type::q4_0 || wt == ggml_type::q8_0) && cols % 512 == 0;
+}
+
+// Activation row: qs in group layout | d[nb] | off * ds[nb]  (off = 8 for Q4_0, 128 for Q8_0).
+void prefill_act(ggml_type wt, const void* src, void* dst, int64_t cols) {
+  const auto a = act32_at(src, cols);
+  auto* qs = static_cast<int8_t*>(dst);
+  auto* d = reinterpret_cast<float*>(qs + cols);
+  float* ds = d + cols / qk32;
+  const int64_t nb = cols / qk32;
+  const __m512i idx = _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+  for (int64_t g = 0; g < nb / 16; ++g)
+    for (int s = 0; s < 8; ++s)
+      _mm512_storeu_si512(qs + g * 512 + 64 * s,
+                          _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(s)), a.qs + g * 512, 4));
+  const float off = wt == ggml_type::q4_0 ? 8.0f : 128.0f;
+  for (int64_t b = 0; b < nb; ++b) d[b] = a.d[b], ds[b] = off * a.ds[b];
+}
+
+// One row of weights -> group layout (unsigned bytes: Q4_0 as 0..15, Q8_0 as q+128) + f32 scales.
+void prefill_repack_row(ggml_type wt, const uint8_t* row, int64_t nb, uint8_t* wq, float* dw) {
+  const bool q4 = wt == ggml_type::q4_0;
+  const int bsz = q4 ? 18 : 34;
+  const __m512i j = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i base = _mm512_mullo_epi32(j, _mm512_set1_epi32(bsz));
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i x80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t g = 0; g < nb / 16; ++g) {
+    const uint8_t* gb = row + g * 16 * bsz;
+    uint8_t* out = wq + g * 512;
+    if (q4) {
+      for (int s = 0; s < 4; ++s) {
+        const __m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(2 + 4 * s)), gb, 1);
+        _mm512_storeu_si512(out + 64 * s, _mm512_and_si512(v, m4));
+        _mm512_storeu_si512(out + 64 * (s + 4), _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+      }
+    } else {
+      for (int s = 0; s < 8; ++s) {
+        const __m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(2 + 4 * s)), gb, 1);
+        _mm512_storeu_si512(out + 64 * s, _mm512_xor_si512(v, x80));
+      }
+    }
+    const __m512i raw_d = _mm512_i32gather_epi32(base, gb, 1);
+    _mm512_storeu_ps(dw + g * 16, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw_d)));
+  }
+}
+
+struct prefill_scratch {
+  std::vector<uint8_t> buf;
+  uint8_t* get(size_t bytes) {
+    if (buf.size() < bytes + 64) buf.resize(bytes + 64);
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
+  }
+};
+thread_local prefill_scratch t_prefill;
+
+// 2 rows x TT tokens over all groups. wq/dw: the two repacked rows; act rows in group layout.
+template <int TT>
+inline void prefill_tile(const uint8_t* wq0, const uint8_t* wq1, const float* dw0, const float* dw1,
+                         const uint8_t* act, int64_t act_stride, int64_t cols, float* y, int64_t ldy,
+                         int64_t r, bool two_rows) {
+  const int64_t ng = cols / 512;
+  const int64_t nb = cols / qk32;
+  __m512 acc0[TT], acc1[TT];
+  const int8_t* aq[TT];
+  const float* ad[TT];
+  const float* ads[TT];
+  for (int t = 0; t < TT; ++t) {
+    acc0[t] = acc1[t] = _mm512_setzero_ps();
+    aq[t] = reinterpret_cast<const int8_t*>(act + t * act_stride);
+    ad[t] = reinterpret_cast<const float*>(act + t * act_stride + cols);
+    ads[t] = ad[t] + nb;
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    __m512i i0[TT], i1[TT];
+    for (int t = 0; t < TT; ++t) i0[t] = i1[t] = _mm512_setzero_si512();
+    for (int s = 0; s < 8; ++s) {
+      const __m512i w0 = _mm512_load_si512(wq0 + g * 512 + 64 * s);
+      const __m512i w1 = _mm512_load_si512(wq1 + g * 512 + 64 * s);
+      for (int t = 0; t < TT; ++t) {
+        const __m512i av = _mm512_loadu_si512(aq[t] + g * 512 + 64 * s);
+        i0[t] = _mm512_dpbusd_epi32(i0[t], w0, av);
+        i1[t] = _mm512_dpbusd_epi32(i1[t], w1, av);
+      }
+    }
+    const __m512 d0 = _mm512_load_ps(dw0 + g * 16), d1 = _mm512_load_ps(dw1 + g * 16);
+    for (int t = 0; t < TT; ++t) {
+      const __m512 dx = _mm512_loadu_ps(ad[t] + g * 16);
+      const __m512 dsx = _mm512_loadu_ps(ads[t] + g * 16);
+      acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(d0, dx), acc0[t]);
+      acc0[t] = _mm512_fnmadd_ps(d0, dsx, acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), _mm512_mul_ps(d1, dx), acc1[t]);
+      acc1[t] = _mm512_fnmadd_ps(d1, dsx, acc1[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) {
+    y[t * ldy + r] = _mm512_reduce_add_ps(acc0[t]);
+    if (two_rows) y[t * ldy + r + 1] = _mm512_reduce_add_ps(acc1[t]);
+  }
+}
+
+void prefill_gemm(const weight_view& w, const void* act, int64_t act_stride, int n_tokens, float* y,
+                  int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int64_t rb = 16;  // rows repacked at a time
+  const int64_t nb = w.cols / qk32;
+  const int64_t ws = w.row_stride ? w.row_stride : type_row_bytes(w.type, w.cols);
+  const size_t wq_bytes = static_cast<size_t>(rb * w.cols), dw_bytes = static_cast<size_t>(rb * nb * 4);
+  uint8_t* wq = t_prefill.get(wq_bytes + dw_bytes);
+  auto* dw = reinterpret_cast<float*>(wq + wq_bytes);
+  auto* ab = static_cast<const uint8_t*>(act);
+  for (int64_t rbeg = r0; rbeg < r1; rbeg += rb) {
+    const int64_t nr = std::min(rb, r1 - rbeg);
+    for (int64_t i = 0; i < nr; ++i)
+      prefill_repack_row(w.type, static_cast<const uint8_t*>(w.data) + (rbeg + i) * ws, nb, wq + i * w.cols,
+                         dw + i * nb);
+    int t = 0;
+    for (; t + 4 <= n_tokens; t += 4)
+      for (int64_t i = 0; i < nr; i += 2) {
+        const int64_t i1 = std::min(i + 1, nr - 1);
+        prefill_tile<4>(wq + i * w.cols, wq + i1 * w.cols, dw + i * nb, dw + i1 * nb, ab + t * act_stride,
+                        act_stride, w.cols, y + t * ldy, ldy, rbeg + i, i + 1 < nr);
+      }
+    for (; t < n_tokens; ++t)
+      for (int64_t i = 0; i < nr; i += 2) {
+        const int64_t i1 = std::min(i + 1, nr - 1);
+        prefill_tile<1>(wq + i * w.cols, wq + i1 * w.cols, dw + i * nb, dw + i1 * nb, ab + t * act_stride,
+                        act_stride, w.cols, y + t * ldy, ldy, rbeg + i, i + 1 < nr);
+      }
   }
 }
 
@@ -374,9 +523,12 @@ void gemm_q4_k_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint
       const float d = f16s(w[b].d), dmin = f16s(w[b].dmin);
       for (int t = 0; t < T; ++t) {
         const int8_t* q = a[t].qs + b * qk_k;
-        __m512i isum = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k)
-          isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(z[k], _mm512_loadu_si512(q + 64 * k)), sc[k]);
+        __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();  // two chains
+        i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(z[0], _mm512_loadu_si512(q)), sc[0]);
+        i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(z[1], _mm512_loadu_si512(q + 64)), sc[1]);
+        i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(z[2], _mm512_loadu_si512(q + 128)), sc[2]);
+        i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(z[3], _mm512_loadu_si512(q + 192)), sc[3]);
+        const __m512i isum = _mm512_add_epi32(i0, i1);
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].bsums + b * 16));
         const float dx = a[t].d[b];
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * dx), acc[t]);

@@ -288,11 +288,45 @@ TEST(KernelsMatmul, EveryVariantMatchesScalarOnOddShapes) {
   }
 }
 
+TEST(KernelsMatmul, PrefillPathMatchesScalar) {
+  bool any = false;
+  for (isa v : variants()) {
+    const auto& k = detail::table_for(v);
+    if (!k.prefill_gemm) continue;
+    any = true;
+    for (ggml_type t : {ggml_type::q4_0, ggml_type::q8_0}) {
+      for (int64_t cols : {512, 1536}) {
+        ASSERT_TRUE(k.prefill_supported(t, cols));
+        EXPECT_FALSE(k.prefill_supported(t, cols + 32));
+        const int64_t rows = 37;
+        const auto m = make_matrix(t, rows, cols, 77);
+        for (int n_tokens : {16, 23}) {
+          const auto x = random_floats(static_cast<size_t>(n_tokens * cols), 78);
+          const auto bound = abs_sums(m, x, n_tokens);
+          int64_t stride = 0;
+          const auto act = prepare_act(detail::table_scalar(), t, x, n_tokens, cols, stride);
+          std::vector<uint8_t> pact(act.size());
+          for (int tk = 0; tk < n_tokens; ++tk) k.prefill_act(t, act.data() + tk * stride, pact.data() + tk * stride, cols);
+          std::vector<float> ref(static_cast<size_t>(n_tokens * rows)), got(ref.size(), NAN);
+          detail::table_scalar().gemm(m.view(), act.data(), stride, n_tokens, ref.data(), rows, 0, rows);
+          // two row ranges, as matmul splits them (multiples of 16, then the rest)
+          k.prefill_gemm(m.view(), pact.data(), stride, n_tokens, got.data(), rows, 0, 32);
+          k.prefill_gemm(m.view(), pact.data(), stride, n_tokens, got.data(), rows, 32, rows);
+          for (size_t i = 0; i < ref.size(); ++i)
+            ASSERT_NEAR(got[i], ref[i], 1e-5f * bound[i] + 1e-6f)
+                << detail::isa_name(v) << " " << type_name(t) << " cols=" << cols << " i=" << i;
+        }
+      }
+    }
+  }
+  if (!any) GTEST_SKIP() << "no variant with a prefill path on this CPU";
+}
+
 TEST(KernelsMatmul, ThreadedMatmulEqualsSingleThreadRows) {
   for (ggml_type t : {ggml_type::q4_0, ggml_type::q4_k, ggml_type::f16}) {
+   for (int n_tokens : {6, 21}) {
     const int64_t rows = 301, cols = 512;
     const auto m = make_matrix(t, rows, cols, 42);
-    const int n_tokens = 6;
     const auto x = random_floats(static_cast<size_t>(n_tokens * cols), 43);
     std::vector<float> ref(static_cast<size_t>(n_tokens * rows));
     matmul_rows(m.view(), x.data(), cols, ref.data(), rows, n_tokens, 0, rows);
@@ -302,9 +336,10 @@ TEST(KernelsMatmul, ThreadedMatmulEqualsSingleThreadRows) {
         std::vector<float> got(ref.size(), NAN);
         matmul(m.view(), x.data(), got.data(), n_tokens, pool);
         EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), ref.size() * 4))
-            << type_name(t) << " threads=" << threads;
+            << type_name(t) << " threads=" << threads << " n_tokens=" << n_tokens;
       }
     }
+   }
   }
 }
 
