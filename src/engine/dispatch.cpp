@@ -91,6 +91,10 @@ thread_local act_scratch t_prefill_row;  // one natural-layout row before prefil
 bool use_prefill(const detail::kernel_table& k, const weight_view& w, int n_tokens) noexcept {
   return k.prefill_gemm && n_tokens >= detail::prefill_min_tokens && k.prefill_supported(w.type, w.cols);
 }
+// Prefill activation rows always use the act32 size (enough for every prefill layout).
+int64_t prefill_stride(quant::act_kind kind, int64_t cols, bool prefill) noexcept {
+  return prefill ? quant::act_row_bytes(quant::act_kind::q8_32, cols) : quant::act_row_bytes(kind, cols);
+}
 
 int64_t weight_stride(const weight_view& w) noexcept {
   return w.row_stride ? w.row_stride : type_row_bytes(w.type, w.cols);
@@ -113,10 +117,10 @@ void matmul_rows(const weight_view& w, const float* x, int64_t ldx, float* y, in
     k.gemm(w, x, ldx, n_tokens, y, ldy, row_begin, row_end);
     return;
   }
-  const int64_t arb = quant::act_row_bytes(kind, w.cols);
-  uint8_t* act = t_scratch.get(static_cast<size_t>(arb * n_tokens));
   const bool prefill = use_prefill(k, w, n_tokens);
-  uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(arb)) : nullptr;
+  const int64_t arb = prefill_stride(kind, w.cols, prefill);
+  uint8_t* act = t_scratch.get(static_cast<size_t>(arb * n_tokens));
+  uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(quant::act_row_bytes(kind, w.cols))) : nullptr;
   for (int t = 0; t < n_tokens; ++t) {
     if (prefill) {
       k.quantize_act(w.type, x + t * ldx, tmp, w.cols);
@@ -142,18 +146,18 @@ void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t
   const void* act = x;
   int64_t act_stride = ldx;
   uint8_t* qbuf = nullptr;
+  const bool prefill = kind != quant::act_kind::none && use_prefill(k, w, n_tokens);
   if (kind != quant::act_kind::none) {
-    act_stride = quant::act_row_bytes(kind, w.cols);
+    act_stride = prefill_stride(kind, w.cols, prefill);
     qbuf = t_scratch.get(static_cast<size_t>(act_stride * n_tokens));
     act = qbuf;
   }
-  const bool prefill = qbuf && use_prefill(k, w, n_tokens);
   const int64_t chunk = chunk_rows(w.rows, nt);
   const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   pool.run([&](int ti, int n) {
     if (qbuf) {  // quantise the activations once, split by token, then everyone reads them
-      uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(act_stride)) : nullptr;
+      uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(quant::act_row_bytes(kind, w.cols))) : nullptr;
       for (int t = ti; t < n_tokens; t += n) {
         uint8_t* dst = qbuf + t * act_stride;
         if (prefill) {

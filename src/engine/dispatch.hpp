@@ -32,7 +32,7 @@ struct kernel_table {
 
   // Optional prefill path (nullptr in variants without one). When prefill_supported(w.type,
   // w.cols) and n_tokens >= prefill_min_tokens, matmul re-lays each quantised activation row with
-  // prefill_act (same byte size as the quantize_act row) and calls prefill_gemm instead of gemm on
+  // prefill_act (into rows of act_row_bytes(q8_32, cols) bytes) and calls prefill_gemm instead of gemm on
   // row ranges that are multiples of 16 (except the last). prefill_gemm repacks each 16-row block
   // of weights once and streams every token through it.
   bool (*prefill_supported)(ggml_type wt, int64_t cols) = nullptr;

@@ -349,17 +349,33 @@ void gemm_q32_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8
 // vpdpbusd, one conversion and one fma with (weight scale x activation scale) per token and row:
 // no per-block shuffles or reductions.
 bool prefill_supported(ggml_type wt, int64_t cols) {
-  return (wt == ggml_type::q4_0 || wt == ggml_type::q8_0) && cols % 512 == 0;
+  return (wt == ggml_type::q4_0 || wt == ggml_type::q8_0 || wt == ggml_type::q4_k) && cols % 512 == 0;
 }
 
-// Activation row: qs in group layout | d[nb] | off * ds[nb]  (off = 8 for Q4_0, 128 for Q8_0).
+// Activation row (act_row_bytes(q8_32, cols) bytes): qs in group layout | dx[nb] | ox[nb], nb =
+// cols/32: per 32-block activation scale, and the term the weight's offset multiplies:
+//   Q4_0 / Q8_0: ox = off * d * sum(q)  (off = 8 / 128: the weights are stored unsigned)
+//   Q4_K:        ox = d * sum(q)        (times dmin * m of the weight sub-block)
 void prefill_act(ggml_type wt, const void* src, void* dst, int64_t cols) {
-  const auto a = act32_at(src, cols);
+  const int64_t nb = cols / qk32;
   auto* qs = static_cast<int8_t*>(dst);
   auto* d = reinterpret_cast<float*>(qs + cols);
-  float* ds = d + cols / qk32;
-  const int64_t nb = cols / qk32;
+  float* ds = d + nb;
   const __m512i idx = _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+  if (wt == ggml_type::q4_k) {
+    const auto a = act256_at(src, cols);
+    for (int64_t g = 0; g < nb / 16; ++g)
+      for (int s = 0; s < 8; ++s)
+        _mm512_storeu_si512(qs + g * 512 + 64 * s,
+                            _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(s)), a.qs + g * 512, 4));
+    for (int64_t b = 0; b < nb; ++b) {
+      const float dx = a.d[b / 8];
+      d[b] = dx;
+      ds[b] = dx * static_cast<float>(a.bsums[2 * b] + a.bsums[2 * b + 1]);
+    }
+    return;
+  }
+  const auto a = act32_at(src, cols);
   for (int64_t g = 0; g < nb / 16; ++g)
     for (int s = 0; s < 8; ++s)
       _mm512_storeu_si512(qs + g * 512 + 64 * s,
@@ -368,8 +384,37 @@ void prefill_act(ggml_type wt, const void* src, void* dst, int64_t cols) {
   for (int64_t b = 0; b < nb; ++b) d[b] = a.d[b], ds[b] = off * a.ds[b];
 }
 
-// One row of weights -> group layout (unsigned bytes: Q4_0 as 0..15, Q8_0 as q+128) + f32 scales.
-void prefill_repack_row(ggml_type wt, const uint8_t* row, int64_t nb, uint8_t* wq, float* dw) {
+// One row of weights -> group layout (unsigned bytes: Q4_0 / Q4_K as 0..15, Q8_0 as q+128), the
+// per-32-block scale dw and the factor om of the activation offset term (Q4_0/Q8_0: dw; Q4_K:
+// dmin * m).
+void prefill_repack_row(ggml_type wt, const uint8_t* row, int64_t nb, uint8_t* wq, float* dw, float* om) {
+  if (wt == ggml_type::q4_k) {
+    const __m512i j = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // sub-block j of a group: super-block j/8, qs bytes 32*((j%8)/2), nibble j%2
+    const __m512i off = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_srli_epi32(j, 3), _mm512_set1_epi32(144)),
+        _mm512_add_epi32(_mm512_set1_epi32(16), _mm512_slli_epi32(_mm512_srli_epi32(_mm512_and_si512(j, _mm512_set1_epi32(7)), 1), 5)));
+    const __m512i shift = _mm512_slli_epi32(_mm512_and_si512(j, _mm512_set1_epi32(1)), 2);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t g = 0; g < nb / 16; ++g) {
+      const uint8_t* gb = row + g * 2 * 144;
+      for (int s = 0; s < 8; ++s) {
+        const __m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(off, _mm512_set1_epi32(4 * s)), gb, 1);
+        _mm512_storeu_si512(wq + g * 512 + 64 * s, _mm512_and_si512(_mm512_srlv_epi32(v, shift), m4));
+      }
+      for (int h = 0; h < 2; ++h) {
+        auto* blk = reinterpret_cast<const block_q4_k*>(gb) + h;
+        const float d = f16s(blk->d), dmin = f16s(blk->dmin);
+        for (int k = 0; k < 8; ++k) {
+          uint8_t sc, m;
+          scale_min_k4(k, blk->scales, sc, m);
+          dw[g * 16 + h * 8 + k] = d * sc;
+          om[g * 16 + h * 8 + k] = dmin * m;
+        }
+      }
+    }
+    return;
+  }
   const bool q4 = wt == ggml_type::q4_0;
   const int bsz = q4 ? 18 : 34;
   const __m512i j = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -392,7 +437,9 @@ void prefill_repack_row(ggml_type wt, const uint8_t* row, int64_t nb, uint8_t* w
       }
     }
     const __m512i raw_d = _mm512_i32gather_epi32(base, gb, 1);
-    _mm512_storeu_ps(dw + g * 16, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw_d)));
+    const __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw_d));
+    _mm512_storeu_ps(dw + g * 16, dv);
+    _mm512_storeu_ps(om + g * 16, dv);
   }
 }
 
@@ -408,7 +455,7 @@ thread_local prefill_scratch t_prefill;
 // 2 rows x TT tokens over all groups. wq/dw: the two repacked rows; act rows in group layout.
 template <int TT>
 inline void prefill_tile(const uint8_t* wq0, const uint8_t* wq1, const float* dw0, const float* dw1,
-                         const uint8_t* act, int64_t act_stride, int64_t cols, float* y, int64_t ldy,
+                         const float* om0, const float* om1, const uint8_t* act, int64_t act_stride, int64_t cols, float* y, int64_t ldy,
                          int64_t r, bool two_rows) {
   const int64_t ng = cols / 512;
   const int64_t nb = cols / qk32;
@@ -435,13 +482,14 @@ inline void prefill_tile(const uint8_t* wq0, const uint8_t* wq1, const float* dw
       }
     }
     const __m512 d0 = _mm512_load_ps(dw0 + g * 16), d1 = _mm512_load_ps(dw1 + g * 16);
+    const __m512 o0 = _mm512_load_ps(om0 + g * 16), o1 = _mm512_load_ps(om1 + g * 16);
     for (int t = 0; t < TT; ++t) {
       const __m512 dx = _mm512_loadu_ps(ad[t] + g * 16);
       const __m512 dsx = _mm512_loadu_ps(ads[t] + g * 16);
       acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(d0, dx), acc0[t]);
-      acc0[t] = _mm512_fnmadd_ps(d0, dsx, acc0[t]);
+      acc0[t] = _mm512_fnmadd_ps(o0, dsx, acc0[t]);
       acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), _mm512_mul_ps(d1, dx), acc1[t]);
-      acc1[t] = _mm512_fnmadd_ps(d1, dsx, acc1[t]);
+      acc1[t] = _mm512_fnmadd_ps(o1, dsx, acc1[t]);
     }
   }
   for (int t = 0; t < TT; ++t) {
@@ -456,25 +504,26 @@ void prefill_gemm(const weight_view& w, const void* act, int64_t act_stride, int
   const int64_t nb = w.cols / qk32;
   const int64_t ws = w.row_stride ? w.row_stride : type_row_bytes(w.type, w.cols);
   const size_t wq_bytes = static_cast<size_t>(rb * w.cols), dw_bytes = static_cast<size_t>(rb * nb * 4);
-  uint8_t* wq = t_prefill.get(wq_bytes + dw_bytes);
+  uint8_t* wq = t_prefill.get(wq_bytes + 2 * dw_bytes);
   auto* dw = reinterpret_cast<float*>(wq + wq_bytes);
+  float* om = dw + rb * nb;
   auto* ab = static_cast<const uint8_t*>(act);
   for (int64_t rbeg = r0; rbeg < r1; rbeg += rb) {
     const int64_t nr = std::min(rb, r1 - rbeg);
     for (int64_t i = 0; i < nr; ++i)
       prefill_repack_row(w.type, static_cast<const uint8_t*>(w.data) + (rbeg + i) * ws, nb, wq + i * w.cols,
-                         dw + i * nb);
+                         dw + i * nb, om + i * nb);
     int t = 0;
     for (; t + 4 <= n_tokens; t += 4)
       for (int64_t i = 0; i < nr; i += 2) {
         const int64_t i1 = std::min(i + 1, nr - 1);
-        prefill_tile<4>(wq + i * w.cols, wq + i1 * w.cols, dw + i * nb, dw + i1 * nb, ab + t * act_stride,
+        prefill_tile<4>(wq + i * w.cols, wq + i1 * w.cols, dw + i * nb, dw + i1 * nb, om + i * nb, om + i1 * nb, ab + t * act_stride,
                         act_stride, w.cols, y + t * ldy, ldy, rbeg + i, i + 1 < nr);
       }
     for (; t < n_tokens; ++t)
       for (int64_t i = 0; i < nr; i += 2) {
         const int64_t i1 = std::min(i + 1, nr - 1);
-        prefill_tile<1>(wq + i * w.cols, wq + i1 * w.cols, dw + i * nb, dw + i1 * nb, ab + t * act_stride,
+        prefill_tile<1>(wq + i * w.cols, wq + i1 * w.cols, dw + i * nb, dw + i1 * nb, om + i * nb, om + i1 * nb, ab + t * act_stride,
                         act_stride, w.cols, y + t * ldy, ldy, rbeg + i, i + 1 < nr);
       }
   }

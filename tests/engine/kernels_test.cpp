@@ -294,7 +294,7 @@ TEST(KernelsMatmul, PrefillPathMatchesScalar) {
     const auto& k = detail::table_for(v);
     if (!k.prefill_gemm) continue;
     any = true;
-    for (ggml_type t : {ggml_type::q4_0, ggml_type::q8_0}) {
+    for (ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k}) {
       for (int64_t cols : {512, 1536}) {
         ASSERT_TRUE(k.prefill_supported(t, cols));
         EXPECT_FALSE(k.prefill_supported(t, cols + 32));
@@ -305,13 +305,14 @@ TEST(KernelsMatmul, PrefillPathMatchesScalar) {
           const auto bound = abs_sums(m, x, n_tokens);
           int64_t stride = 0;
           const auto act = prepare_act(detail::table_scalar(), t, x, n_tokens, cols, stride);
-          std::vector<uint8_t> pact(act.size());
-          for (int tk = 0; tk < n_tokens; ++tk) k.prefill_act(t, act.data() + tk * stride, pact.data() + tk * stride, cols);
+          const int64_t pstride = quant::act_row_bytes(quant::act_kind::q8_32, cols);
+          std::vector<uint8_t> pact(static_cast<size_t>(pstride * n_tokens));
+          for (int tk = 0; tk < n_tokens; ++tk) k.prefill_act(t, act.data() + tk * stride, pact.data() + tk * pstride, cols);
           std::vector<float> ref(static_cast<size_t>(n_tokens * rows)), got(ref.size(), NAN);
           detail::table_scalar().gemm(m.view(), act.data(), stride, n_tokens, ref.data(), rows, 0, rows);
           // two row ranges, as matmul splits them (multiples of 16, then the rest)
-          k.prefill_gemm(m.view(), pact.data(), stride, n_tokens, got.data(), rows, 0, 32);
-          k.prefill_gemm(m.view(), pact.data(), stride, n_tokens, got.data(), rows, 32, rows);
+          k.prefill_gemm(m.view(), pact.data(), pstride, n_tokens, got.data(), rows, 0, 32);
+          k.prefill_gemm(m.view(), pact.data(), pstride, n_tokens, got.data(), rows, 32, rows);
           for (size_t i = 0; i < ref.size(); ++i)
             ASSERT_NEAR(got[i], ref[i], 1e-5f * bound[i] + 1e-6f)
                 << detail::isa_name(v) << " " << type_name(t) << " cols=" << cols << " i=" << i;
