@@ -197,6 +197,8 @@ result<std::string> anthropic_request_json(const request& req, std::string_view 
   if (auto* tk = in.if_contains("top_k"); tk && tk->is_number()) out["top_k"] = *tk;
   if (req.stream) out["stream"] = true;
   if (auto u = member_string(in, "user"); !u.empty()) out["metadata"] = json::object{{"user_id", u}};
+  // Test hook: the "mock" object (fastpath mock's per-request knobs) travels along untouched.
+  if (auto* mk = in.if_contains("mock"); mk && mk->is_object()) out["mock"] = *mk;
 
   bool tools_off = false;
   if (auto* tools = in.if_contains("tools"); tools && tools->is_array() && !tools->get_array().empty()) {
