@@ -5,6 +5,9 @@
 //                       --vocab 32000] [--prompt 512] [--reps 5]
 //       the matrix products of one forward pass of a llama-shaped model (random weights): decode
 //       (1 token) and prefill (--prompt tokens), reported with the bandwidth measured just before.
+//   engine_bench kernel ...     one matrix, single thread, CPU time (usable on a loaded machine)
+//   engine_bench model -m FILE [-t N] [--prompt 512] [--gen 128] [--reps 3]
+//       the whole forward pass: prompt processing and generation tok/s, bandwidth in the same run.
 //
 // Every figure is the median of --reps runs with min/max; each run's result is checked
 // (finite outputs) so the work cannot be optimised away.
@@ -25,7 +28,9 @@
 #endif
 
 #include "engine/kernels.hpp"
+#include "engine/model.hpp"
 #include "engine/threadpool.hpp"
+#include "gguf/gguf.hpp"
 
 namespace {
 
@@ -98,7 +103,8 @@ stats measure_bandwidth(thread_pool& pool, size_t mib, int reps) {
 
 // ---- matmul ---------------------------------------------------------------------------------------
 struct args {
-  std::string mode;
+  std::string mode, model;
+  int gen = 128;
   int threads = 2;
   size_t mib = 1024;
   ggml_type type = ggml_type::q4_0;
@@ -239,11 +245,89 @@ int run_kernel(const args& a) {
   return 0;
 }
 
+
+// Whole-model speed through the engine's forward pass (fp::engine::context), the way llama-bench
+// measures it: prompt processing = one batch of --prompt tokens; generation = --gen single-token
+// decode steps after a one-token prompt. Bandwidth is measured in the same run, and generation is
+// compared with the bandwidth limit: bytes of weights read per token / bandwidth.
+int run_model(const args& a) {
+  auto m = model::load(a.model);
+  if (!m) {
+    fmt::print(stderr, "engine_bench: {}\n", m.error().message);
+    return 1;
+  }
+  const auto& mdl = **m;
+  // Bytes read per generated token: every matrix once, plus one embedding row.
+  uint64_t per_token = 0;
+  bool has_output = false;
+  for (const auto& t : mdl.file().tensors()) {
+    if (t.name == "output.weight") has_output = true;
+    if (t.name != "token_embd.weight") per_token += t.size_bytes;
+  }
+  if (!has_output) per_token += mdl.file().find_tensor("token_embd.weight")->size_bytes;
+  fmt::print("model: {} ({}), kernels: {}, threads: {}\n", a.model, mdl.describe(), kernels_isa(), a.threads);
+  fmt::print("weight bytes read per generated token: {:.3f} GB\n", static_cast<double>(per_token) / 1e9);
+
+  context_params cp;
+  cp.n_threads = a.threads;
+  cp.kv_tokens = a.prompt + a.gen + 64;
+  auto ctx = context::create(*m, cp);
+  if (!ctx) {
+    fmt::print(stderr, "engine_bench: {}\n", ctx.error().message);
+    return 1;
+  }
+  auto& c = **ctx;
+  const int n_vocab = mdl.hp().n_vocab;
+  std::vector<batch_entry> batch;
+  auto run_prompt = [&](int n) {
+    batch.clear();
+    for (int i = 0; i < n; ++i) batch.push_back({0, i, (i * 7919 + 13) % n_vocab, i + 1 == n});
+    const auto t0 = clk::now();
+    auto r = c.decode(batch);
+    const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    if (!r) fmt::print(stderr, "decode: {}\n", r.error().message);
+    else if (!std::isfinite(c.logits(batch.size() - 1)[0])) fmt::print(stderr, "non-finite logits\n");
+    return s;
+  };
+  auto run_gen = [&](int n) {
+    run_prompt(1);
+    const auto t0 = clk::now();
+    for (int i = 1; i <= n; ++i) {
+      const batch_entry e{0, i, (i * 31 + 5) % n_vocab, true};
+      if (!c.decode({&e, 1})) fmt::print(stderr, "decode failed\n");
+    }
+    const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    if (!std::isfinite(c.logits(0)[0])) fmt::print(stderr, "non-finite logits\n");
+    return s;
+  };
+
+  run_prompt(8);  // fault the mapping in, size the scratch
+  c.kv().seq_remove(0);
+  thread_pool bw_pool(a.threads);
+  std::vector<double> bw, pp, tg;
+  for (int r = 0; r < a.reps; ++r) {  // interleaved, so load changes hit all three alike
+    bw.push_back(measure_bandwidth(bw_pool, a.mib, 1).median);
+    pp.push_back(a.prompt / run_prompt(a.prompt));
+    c.kv().seq_remove(0);
+    tg.push_back(a.gen / run_gen(a.gen));
+    c.kv().seq_remove(0);
+  }
+  const auto b = summarize(bw), p = summarize(pp), g = summarize(tg);
+  const double limit = b.median * 1e9 / static_cast<double>(per_token);
+  fmt::print("bandwidth: {:.1f} GB/s (min {:.1f}, max {:.1f})\n", b.median, b.min, b.max);
+  fmt::print("prompt {} tokens: {:.1f} tok/s (min {:.1f}, max {:.1f})\n", a.prompt, p.median, p.min, p.max);
+  fmt::print("generate {} tokens: {:.2f} tok/s (min {:.2f}, max {:.2f}); bandwidth limit {:.2f} tok/s; {:.0f}% of it\n",
+             a.gen, g.median, g.min, g.max, limit, 100.0 * g.median / limit);
+  return 0;
+}
+
 int usage() {
   fmt::print(stderr,
              "usage: engine_bench bandwidth [-t N] [--mib N] [--reps N]\n"
              "       engine_bench matmul [-t N] [--type Q4_0|Q4_K|Q8_0|F16|...] [--dim N --ff N --kv N\n"
-             "                           --layers N --vocab N] [--prompt N] [--reps N] [--mib N]\n");
+             "                           --layers N --vocab N] [--prompt N] [--reps N] [--mib N]\n"
+             "       engine_bench kernel [--type T] [--dim N --ff N] [--prompt N] [--reps N]\n"
+             "       engine_bench model -m FILE [-t N] [--prompt 512] [--gen 128] [--reps 3] [--mib 1024]\n");
   return 2;
 }
 
@@ -268,6 +352,8 @@ int main(int argc, char** argv) {
     else if (k == "--vocab") a.vocab = std::atoi(v.c_str());
     else if (k == "--prompt") a.prompt = std::atoi(v.c_str());
     else if (k == "--reps") a.reps = std::max(1, std::atoi(v.c_str()));
+    else if (k == "-m" || k == "--model") a.model = v;
+    else if (k == "--gen") a.gen = std::atoi(v.c_str());
     else return usage();
   }
   if (a.mode == "bandwidth") {
@@ -279,5 +365,6 @@ int main(int argc, char** argv) {
   }
   if (a.mode == "matmul") return run_matmul(a);
   if (a.mode == "kernel") return run_kernel(a);
+  if (a.mode == "model") return run_model(a);
   return usage();
 }
