@@ -13,9 +13,10 @@
 namespace fp::engine {
 
 namespace {
-// About 20-50 us of spinning before sleeping: long enough to bridge the gap between two kernels
-// of one forward pass, short enough not to burn a shared core when idle.
-constexpr int k_spin_iterations = 1 << 14;
+// Spin ~2k pause instructions (about 20-100 us: pause takes 10-140 cycles depending on the core)
+// before sleeping: long enough to bridge the gap between two kernels of one forward pass, short
+// enough not to burn a core that other work on a shared machine could use.
+constexpr int k_spin_iterations = 1 << 11;
 
 // Waits until v != old, spinning first. Returns the new value.
 template <class T>
