@@ -7,7 +7,8 @@ libicuuc.so.72 when present; otherwise from Python's unicodedata (Unicode 14.0 o
 which the generated file then records. Lower-case and NFD-first-code-point maps (WordPiece
 normalisation, as llama.cpp's unicode tables do it) always come from Python's unicodedata.
 
-Usage: python3 gen_unicode_data.py > unicode_data.cpp   (the output is committed)
+Usage: python3 gen_unicode_data.py [--ucd UnicodeData.txt] > unicode_data.cpp   (output committed)
+--ucd takes the general categories from a UnicodeData.txt of the version to match instead.
 """
 import ctypes
 import sys
@@ -27,7 +28,29 @@ ICU_GC = {0: "Cn", 1: "Lu", 2: "Ll", 3: "Lt", 4: "Lm", 5: "Lo", 6: "Mn", 7: "Me"
           28: "Pi", 29: "Pf"}
 
 
+def ucd_source(path):
+    gc = {}
+    first = None
+    for line in open(path, encoding="utf-8"):
+        f = line.split(";")
+        if len(f) < 3:
+            continue
+        cp = int(f[0], 16)
+        if f[1].endswith(", First>"):
+            first = cp
+            continue
+        if f[1].endswith(", Last>") and first is not None:
+            for c in range(first, cp + 1):
+                gc[c] = f[2]
+            first = None
+            continue
+        gc[cp] = f[2]
+    return "UnicodeData.txt (%s)" % path.split("/")[-1], lambda cp: gc.get(cp, "Cn")
+
+
 def category_source():
+    if len(sys.argv) == 3 and sys.argv[1] == "--ucd":
+        return ucd_source(sys.argv[2])
     try:
         icu = ctypes.CDLL("libicuuc.so.72")
         f = icu.u_charType_72

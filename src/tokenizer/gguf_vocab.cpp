@@ -668,7 +668,7 @@ result<std::string> gguf_vocab::decode(std::span<const token_id> ids) const {
   std::string out;
   // SentencePiece put a space in front of the text and after every special token (add_space_prefix);
   // WordPiece in front of every word. Those spaces are removed again.
-  const bool strip = impl_->add_space_prefix || impl_->type == kind::wpm;
+  const bool strip = (impl_->type == kind::spm && impl_->add_space_prefix) || impl_->type == kind::wpm;
   bool after_special = true;
   for (const token_id id : ids) {
     if (id < 0 || static_cast<size_t>(id) >= impl_->texts.size()) {
