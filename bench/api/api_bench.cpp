@@ -1,0 +1,74 @@
+// Per-chunk and per-request costs of the wire-format code on the gateway's hot path.
+// Run: build/<dir>/bench/api/api_bench
+#include <benchmark/benchmark.h>
+
+#include "api/api.hpp"
+
+namespace {
+
+using namespace fp::api;
+
+chunk_meta meta() {
+  chunk_meta m;
+  m.id = "chatcmpl-AbCdEf0123456789";
+  m.created = 1732900000;
+  m.model = "gpt-4o-mini-2024-07-18";
+  m.system_fingerprint = "fp_0ba0d124f1";
+  return m;
+}
+
+void bm_make_chat_chunk_json(benchmark::State& s) {
+  auto m = meta();
+  chunk_delta d;
+  d.content = " streaming";
+  for (auto _ : s) benchmark::DoNotOptimize(make_chat_chunk_json(m, d));
+}
+BENCHMARK(bm_make_chat_chunk_json);
+
+void bm_parse_openai_chunk(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  auto json = make_chat_chunk_json(meta(), d);
+  for (auto _ : s) {
+    auto c = parse_openai_chunk(json);
+    benchmark::DoNotOptimize(c);
+  }
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_parse_openai_chunk);
+
+void bm_sse_parser_event(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  std::string wire;
+  append_sse_data(wire, make_chat_chunk_json(meta(), d));
+  sse_parser p;
+  sse_event e;
+  for (auto _ : s) {
+    p.feed(wire);
+    while (p.next(e)) benchmark::DoNotOptimize(e.data.data());
+  }
+}
+BENCHMARK(bm_sse_parser_event);
+
+void bm_parse_openai_request(benchmark::State& s) {
+  std::string body = R"({"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"max_tokens":256,"temperature":0.7,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Explain in three sentences why streaming matters for perceived latency in chat applications."}]})";
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_request(body));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * body.size()));
+}
+BENCHMARK(bm_parse_openai_request);
+
+void bm_anthropic_event(benchmark::State& s) {
+  anthropic_stream_translator t("claude", false);
+  std::vector<chunk> out;
+  std::string_view data = R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" streaming"}})";
+  for (auto _ : s) {
+    out.clear();
+    benchmark::DoNotOptimize(t.on_event("content_block_delta", data, out));
+  }
+}
+BENCHMARK(bm_anthropic_event);
+
+}  // namespace
+
+BENCHMARK_MAIN();
