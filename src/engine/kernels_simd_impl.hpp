@@ -7,6 +7,14 @@
 // token of the tile, so prefill reads the weights n_tokens / FP_TILE times instead of n_tokens.
 #pragma once
 
+// GCC 12's AVX-512 headers implement gathers and extracts with a self-initialised "undefined"
+// vector, which -W(maybe-)uninitialized reports at -O2 (a known false positive). This header is
+// included only by the two SIMD translation units.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -35,6 +43,13 @@ inline float hsum(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+#if FP_SIMD_VNNI
+// (not _mm512_reduce_add_ps: GCC 12's header version trips -Wmaybe-uninitialized at -O2)
+inline float hsum512(__m512 v) {
+  return hsum(_mm256_add_ps(_mm512_castps512_ps256(v),
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+#endif
 inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
@@ -336,7 +351,7 @@ void gemm_q32_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint8
     for (int t = 0; t < T; ++t) {
       __m512 sum = acc[t][0];
       if constexpr (na == 2) sum = _mm512_add_ps(sum, acc[t][na - 1]);
-      y[t * ldy + r] = _mm512_reduce_add_ps(sum) - off * _mm512_reduce_add_ps(corr[t]) + tail[t];
+      y[t * ldy + r] = hsum512(sum) - off * hsum512(corr[t]) + tail[t];
     }
   }
 }
@@ -493,8 +508,8 @@ inline void prefill_tile(const uint8_t* wq0, const uint8_t* wq1, const float* dw
     }
   }
   for (int t = 0; t < TT; ++t) {
-    y[t * ldy + r] = _mm512_reduce_add_ps(acc0[t]);
-    if (two_rows) y[t * ldy + r + 1] = _mm512_reduce_add_ps(acc1[t]);
+    y[t * ldy + r] = hsum512(acc0[t]);
+    if (two_rows) y[t * ldy + r + 1] = hsum512(acc1[t]);
   }
 }
 
@@ -584,7 +599,7 @@ void gemm_q4_k_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint
         accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), _mm256_set1_ps(dmin * dx), accm[t]);
       }
     }
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) - hsum(accm[t]);
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum512(acc[t]) - hsum(accm[t]);
   }
 }
 #endif
