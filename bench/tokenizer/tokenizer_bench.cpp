@@ -4,7 +4,8 @@
 // and per-doc (calls on ~4 KB pieces cut at blank lines). MB = 10^6 bytes of UTF-8 input.
 // The result is verified: token count and the sha256 of the id stream against BENCH.md.
 //
-// usage: tokenizer_bench [--corpus PATH] [--runs N] [--json]
+// usage: tokenizer_bench [--corpus PATH] [--runs N] [--json] [--split]
+// --split also times the pre-tokenizer alone: hand-written scanner vs PCRE2 JIT.
 #include <openssl/evp.h>
 #include <time.h>
 
@@ -17,6 +18,10 @@
 #include <string>
 #include <vector>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "tokenizer/pretokenize.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 using namespace fp::tokenizer;
@@ -67,16 +72,93 @@ stats summarize(std::vector<double> v) {
   return {v[v.size() / 2], v.front(), v.back()};
 }
 
+// The official split patterns, for the PCRE2-JIT comparison of the pre-tokenizer alone.
+const char* const k_o200k_re =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char* const k_cl100k_re =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+// Pieces of the whole text with the hand-written scanner.
+size_t split_scanner(std::string_view text, fp::tokenizer::detail::split_pattern pat) {
+  fp::tokenizer::detail::scanner sc(reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  size_t pos = 0, n = 0;
+  while (pos < text.size()) {
+    pos = sc.next(pat, pos);
+    ++n;
+  }
+  return n;
+}
+
+// Pieces of the whole text with PCRE2 (UTF + UCP, JIT-compiled).
+size_t split_pcre2(std::string_view text, pcre2_code* re, pcre2_match_data* md) {
+  size_t pos = 0, n = 0;
+  const auto* s = reinterpret_cast<PCRE2_SPTR>(text.data());
+  while (pos < text.size()) {
+    if (pcre2_jit_match(re, s, text.size(), pos, 0, md, nullptr) < 0) break;
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    pos = ov[1] > pos ? ov[1] : pos + 1;
+    ++n;
+  }
+  return n;
+}
+
+void bench_split(const std::string& text, int runs, bool json) {
+  struct row {
+    const char* name;
+    fp::tokenizer::detail::split_pattern pat;
+    const char* re;
+  };
+  const row rows[] = {{"o200k_base", fp::tokenizer::detail::split_pattern::o200k, k_o200k_re},
+                      {"cl100k_base", fp::tokenizer::detail::split_pattern::cl100k, k_cl100k_re}};
+  for (const auto& r : rows) {
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(r.re), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+    if (!re || pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) != 0) {
+      std::fprintf(stderr, "pcre2 compile/JIT failed for %s\n", r.name);
+      continue;
+    }
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, nullptr);
+    for (const char* impl : {"scanner", "pcre2-jit"}) {
+      const bool scan = !std::strcmp(impl, "scanner");
+      std::vector<double> mbps, cpu;
+      size_t pieces = 0;
+      for (int k = -1; k < runs; ++k) {
+        const double w0 = wall_s(), c0 = cpu_s();
+        pieces = scan ? split_scanner(text, r.pat) : split_pcre2(text, re, md);
+        const double w = wall_s() - w0, c = cpu_s() - c0;
+        if (k >= 0) {
+          mbps.push_back(text.size() / w / 1e6);
+          cpu.push_back(text.size() / c / 1e6);
+        }
+      }
+      const stats s = summarize(mbps), sc = summarize(cpu);
+      if (json) {
+        std::printf("{\"impl\":\"split:%s\",\"encoding\":\"%s\",\"mode\":\"pre-tokenize\",\"mb_per_s_median\":%.2f,"
+                    "\"mb_per_s_cpu_median\":%.2f,\"pieces\":%zu}\n", impl, r.name, s.med, sc.med, pieces);
+      } else {
+        std::printf("%-12s split %-10s %10.2f MB/s (cpu %.2f), %zu pieces\n", r.name, impl, s.med, sc.med, pieces);
+      }
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string corpus = std::string(FASTPATH_SHARED_DIR) + "/tokenizers/bench-corpus.txt";
   int runs = 5;
-  bool json = false;
+  bool json = false, split = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--corpus") && i + 1 < argc) corpus = argv[++i];
     else if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--json")) json = true;
+    else if (!std::strcmp(argv[i], "--split")) split = true;
   }
   std::ifstream in(corpus, std::ios::binary);
   if (!in) {
@@ -160,5 +242,7 @@ int main(int argc, char** argv) {
                   ok ? "matches BENCH.md" : "MISMATCH", load_ms, load_cpu_ms);
     }
   }
+  // The pre-tokenizer alone: the hand-written scanner against PCRE2 with JIT on the same patterns.
+  if (split) bench_split(text, runs, json);
   return rc;
 }
