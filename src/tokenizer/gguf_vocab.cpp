@@ -248,12 +248,15 @@ struct gguf_vocab::impl {
       int prev, next;
       int32_t id;
     };
-    std::vector<node> nodes(n);
+    using item = std::pair<uint64_t, uint64_t>;  // (rank << 32 | left), (a << 32 | b) ids
+    // Per-thread scratch: no allocation per word once warm.
+    thread_local std::vector<node> nodes;
+    thread_local std::vector<item> q;
+    nodes.resize(n);
+    q.clear();
     for (size_t i = 0; i < n; ++i) {
       nodes[i] = {static_cast<int>(i) - 1, i + 1 < n ? static_cast<int>(i + 1) : -1, byte_tok[p[i]]};
     }
-    using item = std::pair<uint64_t, uint64_t>;  // (rank << 32 | left), (a << 32 | b) ids
-    std::priority_queue<item, std::vector<item>, std::greater<>> q;
     auto add = [&](int l) {
       if (l < 0 || nodes[l].next < 0) return;
       const int r = nodes[l].next;
@@ -261,12 +264,14 @@ struct gguf_vocab::impl {
       const uint64_t key = (uint64_t(uint32_t(nodes[l].id)) << 32) | uint32_t(nodes[r].id);
       const auto it = merges.find(key);
       if (it == merges.end()) return;
-      q.push({(uint64_t(it->second.first) << 32) | uint32_t(l), key});
+      q.emplace_back((uint64_t(it->second.first) << 32) | uint32_t(l), key);
+      std::push_heap(q.begin(), q.end(), std::greater<>());
     };
     for (size_t i = 0; i + 1 < n; ++i) add(static_cast<int>(i));
     while (!q.empty()) {
-      const auto [rk, key] = q.top();
-      q.pop();
+      std::pop_heap(q.begin(), q.end(), std::greater<>());
+      const auto [rk, key] = q.back();
+      q.pop_back();
       const int l = static_cast<int>(uint32_t(rk));
       const int r = nodes[l].next;
       if (nodes[l].id < -1 || r < 0) continue;  // merged away / at end
