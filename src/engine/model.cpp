@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <unordered_map>
 
 #include "engine/threadpool.hpp"
 
@@ -264,47 +263,50 @@ result<void> context::decode(std::span<const batch_entry> batch) {
   if (n == 0) return make_error(errc::invalid_request, "decode: empty batch");
 
   // ---- validate, and find each sequence's written range ----
-  struct seq_span {
-    int32_t first, last, old_len;
-    bool existed;
+  // Sequences of the batch (few; a reused vector with a linear search allocates nothing per token).
+  auto& spans = spans_;
+  spans.clear();
+  auto find_span = [&](int32_t seq) -> seq_span* {
+    for (auto& sp : spans)
+      if (sp.seq == seq) return &sp;
+    return nullptr;
   };
-  std::unordered_map<int32_t, seq_span> spans;
   int n_out = 0;
   for (int i = 0; i < n; ++i) {
     const auto& e = batch[static_cast<size_t>(i)];
     if (e.token < 0 || e.token >= hp.n_vocab)
       return make_error(errc::invalid_request, fmt::format("decode: token {} outside the vocabulary", e.token));
     if (e.pos < 0) return make_error(errc::invalid_request, "decode: negative position");
-    auto it = spans.find(e.seq);
-    if (it == spans.end()) {
+    seq_span* sp = find_span(e.seq);
+    if (!sp) {
       int32_t len = kv_.seq_len(e.seq);
       if (e.pos > len)
         return make_error(errc::invalid_request,
                           fmt::format("decode: sequence {} has {} positions; position {} leaves a gap", e.seq, len, e.pos));
-      spans.emplace(e.seq, seq_span{e.pos, e.pos, len, kv_.seq_exists(e.seq)});
+      spans.push_back({e.seq, e.pos, e.pos, len, kv_.seq_exists(e.seq)});
     } else {
-      if (e.pos != it->second.last + 1)
+      if (e.pos != sp->last + 1)
         return make_error(errc::invalid_request,
                           fmt::format("decode: positions of sequence {} must be consecutive", e.seq));
-      it->second.last = e.pos;
+      sp->last = e.pos;
     }
     if (e.logits) ++n_out;
   }
   int need = 0;
-  for (auto& [seq, s] : spans) {
+  for (const auto& s : spans) {
     if (s.last >= params_.kv_tokens)
       return make_error(errc::too_large, fmt::format("decode: position {} exceeds the context of {} tokens",
                                                      s.last, params_.kv_tokens));
-    need += kv_.blocks_needed(seq, s.last + 1);
+    need += kv_.blocks_needed(s.seq, s.last + 1);
   }
   if (need > kv_.blocks_free())
     return make_error(errc::too_large, fmt::format("KV cache full: need {} blocks, {} free", need, kv_.blocks_free()));
-  for (auto& [seq, s] : spans) {
-    auto r = kv_.reserve(seq, s.first, s.last + 1);
+  for (const auto& s : spans) {
+    auto r = kv_.reserve(s.seq, s.first, s.last + 1);
     if (!r) {  // copy-on-write needed more than estimated: undo
-      for (auto& [sq, ss] : spans) {
-        if (!ss.existed) kv_.seq_remove(sq);
-        else kv_.seq_truncate(sq, ss.old_len);
+      for (const auto& ss : spans) {
+        if (!ss.existed) kv_.seq_remove(ss.seq);
+        else kv_.seq_truncate(ss.seq, ss.old_len);
       }
       return r.error();
     }
@@ -369,7 +371,7 @@ result<void> context::decode(std::span<const batch_entry> batch) {
     rmsnorm(x + out_entries_[static_cast<size_t>(j)] * D, model_->output_norm(), xb + j * D, D, hp.rms_eps);
   if (no > 0) matmul(model_->output(), xb, D, logits_.data(), hp.n_vocab, no, pool);
 
-  for (auto& [seq, s] : spans) kv_.set_len(seq, s.last + 1);
+  for (const auto& s : spans) kv_.set_len(s.seq, s.last + 1);
   return {};
 }
 

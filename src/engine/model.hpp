@@ -130,6 +130,11 @@ class context {
   std::vector<float> x_, xb_, q_, k_, v_, att_out_, hb_, hb2_, scores_, logits_;
   std::vector<int32_t> logit_row_;  // entry index -> row in logits_ (-1: none)
   std::vector<int32_t> out_entries_;
+  struct seq_span {
+    int32_t seq, first, last, old_len;
+    bool existed;
+  };
+  std::vector<seq_span> spans_;  // per decode(): the sequences of the batch
 };
 
 }  // namespace fp::engine
