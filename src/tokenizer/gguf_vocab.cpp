@@ -184,8 +184,32 @@ struct gguf_vocab::impl {
   }
 
   // ---- SPM ----
+  // llama.cpp runs the bigram merge over the whole text. When no token has "▁" right after
+  // another character (checked at load; true for Llama/Phi-3 vocabularies), no merge can cross
+  // the point before a "▁" that follows another character, so each word is merged on its own:
+  // the same result, without a heap over the whole text.
+  bool spm_word_split = false;
+
   void spm_tokenize(std::string_view text, std::vector<token_id>& out) const {
-    std::vector<spm_symbol> sym;
+    if (!spm_word_split) {
+      spm_merge(text, out);
+      return;
+    }
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= text.size(); ++i) {
+      if (text.compare(i, 3, k_space_escape) == 0 && !(i >= 3 && text.compare(i - 3, 3, k_space_escape) == 0)) {
+        spm_merge(text.substr(start, i - start), out);
+        start = i;
+      }
+    }
+    spm_merge(text.substr(start), out);
+  }
+
+  void spm_merge(std::string_view text, std::vector<token_id>& out) const {
+    thread_local std::vector<spm_symbol> sym;
+    thread_local std::vector<spm_bigram> q;  // max-heap by score, then leftmost
+    sym.clear();
+    q.clear();
     const auto* s = reinterpret_cast<const unsigned char*>(text.data());
     size_t offs = 0;
     int index = 0;
@@ -198,18 +222,19 @@ struct gguf_vocab::impl {
       offs += len;
       ++index;
     }
-    std::priority_queue<spm_bigram> q;
     auto try_add = [&](int l, int r) {
       if (l == -1 || r == -1) return;
       const uint32_t n = sym[l].n + sym[r].n;
       const int32_t id = text_ids.find(s + sym[l].off, n);
       if (id < 0) return;
-      q.push({l, r, scores[id], n});
+      q.push_back({l, r, scores[id], n});
+      std::push_heap(q.begin(), q.end());
     };
     for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
     while (!q.empty()) {
-      const spm_bigram b = q.top();
-      q.pop();
+      std::pop_heap(q.begin(), q.end());
+      const spm_bigram b = q.back();
+      q.pop_back();
       auto& l = sym[b.left];
       auto& r = sym[b.right];
       if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
@@ -623,8 +648,14 @@ result<std::shared_ptr<const gguf_vocab>> gguf_vocab::from_gguf(const gguf::file
     if (sa) p->wpm_strip_accents = *sa;
   }
 
-  // SPM byte tokens <0xXX>.
+  // SPM byte tokens <0xXX>, and whether words can be merged one at a time.
   if (p->type == kind::spm) {
+    p->spm_word_split = std::none_of(p->texts.begin(), p->texts.end(), [](const std::string& t) {
+      for (size_t k = 1; k + 3 <= t.size(); ++k) {
+        if (t.compare(k, 3, k_space_escape) == 0 && !(k >= 3 && t.compare(k - 3, 3, k_space_escape) == 0)) return true;
+      }
+      return false;
+    });
     for (int by = 0; by < 256; ++by) {
       p->byte_tok[by] = p->text_ids.find(fmt::format("<0x{:02X}>", by));
       if (p->byte_tok[by] < 0) p->byte_tok[by] = p->text_ids.find(std::string(1, static_cast<char>(by)));
