@@ -4,8 +4,9 @@
 // and per-doc (calls on ~4 KB pieces cut at blank lines). MB = 10^6 bytes of UTF-8 input.
 // The result is verified: token count and the sha256 of the id stream against BENCH.md.
 //
-// usage: tokenizer_bench [--corpus PATH] [--runs N] [--json] [--split]
+// usage: tokenizer_bench [--corpus PATH] [--runs N] [--json] [--split] [--gguf FILE]...
 // --split also times the pre-tokenizer alone: hand-written scanner vs PCRE2 JIT.
+// --gguf FILE (repeatable) also times that GGUF vocabulary's encode on the corpus.
 #include <openssl/evp.h>
 #include <time.h>
 
@@ -148,17 +149,54 @@ void bench_split(const std::string& text, int runs, bool json) {
   }
 }
 
+// GGUF vocabularies (the engine's tokenizers) on the same corpus: load and encode time.
+void bench_gguf(const std::string& text, const std::vector<std::string>& paths, int runs, bool json) {
+  for (const auto& path : paths) {
+    const double c0 = cpu_s();
+    auto v = gguf_vocab::load(path);
+    const double load_cpu_ms = (cpu_s() - c0) * 1e3;
+    if (!v) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), v.error().message.c_str());
+      continue;
+    }
+    std::vector<double> mbps, cpu;
+    std::vector<token_id> ids;
+    for (int k = -1; k < runs; ++k) {
+      ids.clear();
+      const double w0 = wall_s(), t0 = cpu_s();
+      (*v)->encode(text, false, false, ids);
+      const double w = wall_s() - w0, c = cpu_s() - t0;
+      if (k >= 0) {
+        mbps.push_back(text.size() / w / 1e6);
+        cpu.push_back(text.size() / c / 1e6);
+      }
+    }
+    const stats s = summarize(mbps), sc = summarize(cpu);
+    const std::string name = path.substr(path.rfind('/') + 1);
+    if (json) {
+      std::printf("{\"impl\":\"gguf\",\"file\":\"%s\",\"tokenizer\":\"%s\",\"mb_per_s_median\":%.2f,"
+                  "\"mb_per_s_cpu_median\":%.2f,\"tokens\":%zu,\"load_cpu_ms\":%.1f}\n",
+                  name.c_str(), std::string((*v)->name()).c_str(), s.med, sc.med, ids.size(), load_cpu_ms);
+    } else {
+      std::printf("%-36s %-22s %8.2f MB/s (cpu %.2f), %zu tokens, load %.1f ms cpu\n", name.c_str(),
+                  std::string((*v)->name()).c_str(), s.med, sc.med, ids.size(), load_cpu_ms);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string corpus = std::string(FASTPATH_SHARED_DIR) + "/tokenizers/bench-corpus.txt";
   int runs = 5;
   bool json = false, split = false;
+  std::vector<std::string> gguf_paths;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--corpus") && i + 1 < argc) corpus = argv[++i];
     else if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--json")) json = true;
     else if (!std::strcmp(argv[i], "--split")) split = true;
+    else if (!std::strcmp(argv[i], "--gguf") && i + 1 < argc) gguf_paths.push_back(argv[++i]);
   }
   std::ifstream in(corpus, std::ios::binary);
   if (!in) {
@@ -244,5 +282,6 @@ int main(int argc, char** argv) {
   }
   // The pre-tokenizer alone: the hand-written scanner against PCRE2 with JIT on the same patterns.
   if (split) bench_split(text, runs, json);
+  bench_gguf(text, gguf_paths, runs, json);
   return rc;
 }
