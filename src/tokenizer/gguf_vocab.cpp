@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <queue>
 #include <unordered_map>
 
 #include "gguf/gguf.hpp"
@@ -37,15 +36,16 @@ std::array<uint32_t, 256> make_byte_to_cp() {
 }
 const std::array<uint32_t, 256> k_byte_to_cp = make_byte_to_cp();
 
-int cp_to_byte(uint32_t cp) {
-  if (cp < 256 && k_byte_to_cp[cp] == cp) return static_cast<int>(cp);
-  if (cp >= 256 && cp < 256 + 68) {
-    for (int b = 0; b < 256; ++b) {
-      if (k_byte_to_cp[b] == cp) return b;
-    }
-  }
-  return -1;
+// Inverse of k_byte_to_cp (all mapped code points are < 324).
+std::array<int16_t, 324> make_cp_to_byte() {
+  std::array<int16_t, 324> m{};
+  m.fill(-1);
+  for (int b = 0; b < 256; ++b) m[k_byte_to_cp[b]] = static_cast<int16_t>(b);
+  return m;
 }
+const std::array<int16_t, 324> k_cp_to_byte = make_cp_to_byte();
+
+int cp_to_byte(uint32_t cp) { return cp < k_cp_to_byte.size() ? k_cp_to_byte[cp] : -1; }
 
 // Byte-level decode of a BPE token text; false if it has a code point outside the mapping.
 bool byte_decode(std::string_view text, std::string& out) {
