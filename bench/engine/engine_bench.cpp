@@ -279,24 +279,36 @@ int run_model(const args& a) {
   auto& c = **ctx;
   const int n_vocab = mdl.hp().n_vocab;
   std::vector<batch_entry> batch;
+  // Process CPU time of the last run_prompt / run_gen, divided by the thread count: what the run
+  // would take with the cores to itself (spinning counts, so this is conservative).
+  double cpu_s = 0;
+  auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  };
   auto run_prompt = [&](int n) {
     batch.clear();
     for (int i = 0; i < n; ++i) batch.push_back({0, i, (i * 7919 + 13) % n_vocab, i + 1 == n});
+    const double c0 = cpu_now();
     const auto t0 = clk::now();
     auto r = c.decode(batch);
     const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    cpu_s = (cpu_now() - c0) / a.threads;
     if (!r) fmt::print(stderr, "decode: {}\n", r.error().message);
     else if (!std::isfinite(c.logits(batch.size() - 1)[0])) fmt::print(stderr, "non-finite logits\n");
     return s;
   };
   auto run_gen = [&](int n) {
     run_prompt(1);
+    const double c0 = cpu_now();
     const auto t0 = clk::now();
     for (int i = 1; i <= n; ++i) {
       const batch_entry e{0, i, (i * 31 + 5) % n_vocab, true};
       if (!c.decode({&e, 1})) fmt::print(stderr, "decode failed\n");
     }
     const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    cpu_s = (cpu_now() - c0) / a.threads;
     if (!std::isfinite(c.logits(0)[0])) fmt::print(stderr, "non-finite logits\n");
     return s;
   };
@@ -304,20 +316,25 @@ int run_model(const args& a) {
   run_prompt(8);  // fault the mapping in, size the scratch
   c.kv().seq_remove(0);
   thread_pool bw_pool(a.threads);
-  std::vector<double> bw, pp, tg;
+  std::vector<double> bw, pp, tg, pp_cpu, tg_cpu;
   for (int r = 0; r < a.reps; ++r) {  // interleaved, so load changes hit all three alike
     bw.push_back(measure_bandwidth(bw_pool, a.mib, 1).median);
     pp.push_back(a.prompt / run_prompt(a.prompt));
+    pp_cpu.push_back(a.prompt / cpu_s);
     c.kv().seq_remove(0);
     tg.push_back(a.gen / run_gen(a.gen));
+    tg_cpu.push_back(a.gen / cpu_s);
     c.kv().seq_remove(0);
   }
+  const auto pc = summarize(pp_cpu), tc = summarize(tg_cpu);
   const auto b = summarize(bw), p = summarize(pp), g = summarize(tg);
   const double limit = b.median * 1e9 / static_cast<double>(per_token);
   fmt::print("bandwidth: {:.1f} GB/s (min {:.1f}, max {:.1f})\n", b.median, b.min, b.max);
   fmt::print("prompt {} tokens: {:.1f} tok/s (min {:.1f}, max {:.1f})\n", a.prompt, p.median, p.min, p.max);
   fmt::print("generate {} tokens: {:.2f} tok/s (min {:.2f}, max {:.2f}); bandwidth limit {:.2f} tok/s; {:.0f}% of it\n",
              a.gen, g.median, g.min, g.max, limit, 100.0 * g.median / limit);
+  fmt::print("CPU-time equivalent (process CPU time / threads): prompt {:.1f} tok/s, generate {:.2f} tok/s\n",
+             pc.median, tc.median);
   return 0;
 }
 
