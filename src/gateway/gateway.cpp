@@ -25,6 +25,11 @@ gateway::~gateway() {
     impl_->srv->stop();
     impl_->bg.join();
   }
+  // Providers hold pooled sockets bound to the server's io_contexts: destroy them first.
+  impl_->pipe.reset();
+  impl_->models.clear();
+  impl_->providers.clear();
+  impl_->srv.reset();
 }
 
 result<std::unique_ptr<gateway>> gateway::create(config cfg) {

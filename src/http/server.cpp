@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -226,7 +227,20 @@ struct session final : responder, std::enable_shared_from_this<session> {
       parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
       parser.body_limit(o.max_body_bytes);
       stream.expires_after(o.read_timeout);
-      auto [ec, n] = co_await bhttp::async_read(stream, buf, parser, use_tuple);
+      auto [hec, hn] = co_await bhttp::async_read_header(stream, buf, parser, use_tuple);
+      beast::error_code ec = hec;
+      if (!ec && !parser.is_done()) {
+        // curl and others wait (up to 1 s) for "100 Continue" before sending a larger body.
+        auto expect = parser.get()[bhttp::field::expect];
+        if (expect.size() == 12 && beast::iequals(expect, "100-continue")) {
+          auto [wec, wn] = co_await net::async_write(stream, net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), use_tuple);
+          ec = wec;
+        }
+        if (!ec) {
+          auto [bec, bn] = co_await bhttp::async_read(stream, buf, parser, use_tuple);
+          ec = bec;
+        }
+      }
       if (ec) {
         if (ec == bhttp::error::body_limit) {
           co_await send_simple_error(413, "invalid_request_error",

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <boost/json.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -44,19 +46,28 @@ inline int64_t mono_ns() {
       .count();
 }
 
+// The binary that runs `fastpath mock`: FASTPATH_TEST_BINARY overrides the one of this build
+// (e.g. a sanitizer build of the tests with a release binary as the mock).
+inline const char* fastpath_binary() {
+  const char* e = std::getenv("FASTPATH_TEST_BINARY");
+  return e && *e ? e : FASTPATH_BINARY;
+}
+
 // `fastpath mock --port 0 ...` as a child; the port comes from its first stdout line.
 class mock_process {
  public:
   mock_process(const std::string& profile, const std::string& format) {
-    if (!std::filesystem::exists(FASTPATH_BINARY)) return;
+    const char* bin = fastpath_binary();
+    if (!std::filesystem::exists(bin)) return;
     int fds[2];
     if (pipe(fds) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test
       dup2(fds[1], 1);
       close(fds[0]);
       close(fds[1]);
-      execl(FASTPATH_BINARY, FASTPATH_BINARY, "mock", "--host", "127.0.0.1", "--port", "0", "--profile",
+      execl(bin, bin, "mock", "--host", "127.0.0.1", "--port", "0", "--profile",
             profile.c_str(), "--format", format.c_str(), "--threads", "1", static_cast<char*>(nullptr));
       _exit(127);
     }
