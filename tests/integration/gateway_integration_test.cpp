@@ -419,6 +419,22 @@ TEST_F(Gateway, HealthModelsMetrics) {
   EXPECT_NE(p.body.find("fastpath_inter_token_seconds"), std::string::npos);
 }
 
+TEST_F(Gateway, TokenizeAndDetokenize) {
+  auto r = post("/v1/tokenize", R"({"model":"gpt-4o","prompt":"hello world"})");
+  if (r.status == 501) GTEST_SKIP() << "built without the tokenizer";
+  if (r.status != 200) GTEST_SKIP() << "tokenizer data not available: " << r.body;
+  auto v = parse_json(r.body);
+  ASSERT_TRUE(v.is_object()) << r.body;
+  EXPECT_EQ(v.at("encoding").as_string(), "o200k_base");
+  auto& toks = v.at("tokens").as_array();
+  EXPECT_EQ(static_cast<size_t>(v.at("count").to_number<int64_t>()), toks.size());
+  auto d = post("/v1/detokenize", fmt::format(R"({{"model":"gpt-4o","tokens":{}}})", boost::json::serialize(toks)));
+  ASSERT_EQ(d.status, 200) << d.body;
+  EXPECT_EQ(parse_json(d.body).at("prompt").as_string(), "hello world");
+  EXPECT_EQ(post("/v1/tokenize", R"({"model":"gpt-4o"})").status, 400);
+  EXPECT_EQ(post("/v1/detokenize", R"({"model":"gpt-4o","tokens":["x"]})").status, 400);
+}
+
 // ---- load -----------------------------------------------------------------------------------------
 
 TEST_F(Gateway, FiveHundredConcurrentStreamsComplete) {
