@@ -43,8 +43,11 @@ struct job {
   engine::stop_reason reason = engine::stop_reason::length;
   int64_t first_token_ns = -1;
 
+  // Wakes the coroutine. Never after the coroutine has gone (cancel is set under mu by its
+  // exit guard), so nothing is ever posted to an executor that may be shutting down.
   void wake() {
-    asio::post(ex, [t = timer] { t->cancel(); });
+    std::lock_guard lk(mu);
+    if (!cancel.load(std::memory_order_relaxed)) asio::post(ex, [t = timer] { t->cancel(); });
   }
 };
 
@@ -93,6 +96,7 @@ class local_provider final : public provider {
       std::lock_guard lk(qmu_);
       stop_ = true;
       for (auto& j : queue_) j->cancel = true;
+      if (current_) current_->cancel = true;
     }
     qcv_.notify_all();
     worker_.join();
@@ -119,7 +123,10 @@ class local_provider final : public provider {
     // However we leave, the engine thread stops working on this request.
     struct cancel_on_exit {
       job& j;
-      ~cancel_on_exit() { j.cancel = true; }
+      ~cancel_on_exit() {
+        std::lock_guard lk(j.mu);
+        j.cancel = true;
+      }
     } guard{*j};
 
     api::chunk_meta meta;
@@ -318,6 +325,7 @@ class local_provider final : public provider {
         if (stop_ && queue_.empty()) return;
         j = queue_.front();
         queue_.pop_front();
+        current_ = j;
         queue_depth_.set(static_cast<double>(queue_.size()));
       }
       if (j->cancel) {
@@ -340,6 +348,8 @@ class local_provider final : public provider {
       }
       gen_tokens_.inc(r->ids.size());
       finish(*j, r->reason, std::nullopt);
+      std::lock_guard lk(qmu_);
+      current_.reset();
     }
   }
 
@@ -367,6 +377,7 @@ class local_provider final : public provider {
   std::mutex qmu_;
   std::condition_variable qcv_;
   std::deque<std::shared_ptr<job>> queue_;
+  std::shared_ptr<job> current_;  // the job on the engine thread
   bool stop_ = false;
   std::thread worker_;
 };
