@@ -88,6 +88,7 @@ struct cache::impl {
       rc.command_timeout = std::chrono::milliseconds(cfg.redis_timeout_ms);
       rc.connect_timeout = std::chrono::milliseconds(std::max<int64_t>(cfg.redis_timeout_ms, 100));
       rc.pool_size = cfg.redis_pool;
+      rc.reconnect_backoff = std::chrono::milliseconds(std::max<int64_t>(0, cfg.redis_backoff_ms));
       rds = std::make_shared<redis::client>(rc);
     }
     emb = std::make_shared<lexical_embedder>();
@@ -189,6 +190,14 @@ struct cache::impl {
     co_return nullptr;
   }
 
+  awaitable<void> put_redis(const std::string& k, const entry& e) {
+    if (!rds) co_return;
+    int64_t ttl_ms = std::max<int64_t>(1, e.expires_ms - clk.wall_ms());
+    std::vector<std::string> cmd{"SET", cfg.redis_prefix + k, serialize(e), "PX", std::to_string(ttl_ms)};
+    auto r = co_await rds->command(std::move(cmd));
+    if (!r) redis_failed(r.error());
+  }
+
   static awaitable<void> redis_set(std::shared_ptr<redis::client> client, impl* self, std::string key,
                                    std::string bytes, int64_t ttl_ms) {
     std::vector<std::string> cmd{"SET", std::move(key), std::move(bytes), "PX", std::to_string(ttl_ms)};
@@ -196,7 +205,9 @@ struct cache::impl {
     if (!r) self->redis_failed(r.error());
   }
 
-  void put(const std::string& k, const std::shared_ptr<const entry>& e) {
+  // Stores in every layer. Redis: fire-and-forget unless `redis_later` (the caller then awaits
+  // put_redis itself, so the entry is visible to other replicas when the response completes).
+  void put(const std::string& k, const std::shared_ptr<const entry>& e, bool redis_later = false) {
     ++n_stores;
     m().stores.inc();
     if (mem) mem->put(k, e);
@@ -204,7 +215,7 @@ struct cache::impl {
     std::string bytes;
     if (disk || rds) bytes = serialize(*e);
     if (disk) disk->put_async(k, bytes);
-    if (rds) {
+    if (rds && !redis_later) {
       int64_t ttl_ms = std::max<int64_t>(1, e->expires_ms - clk.wall_ms());
       // Fire and forget: a failure is counted, never awaited by the request.
       asio::co_spawn(asio::system_executor(), redis_set(rds, this, cfg.redis_prefix + k, std::move(bytes), ttl_ms),
@@ -247,7 +258,7 @@ void cache::flush() {
 }
 
 void cache::store(const key& k, std::shared_ptr<const entry> e, const ticket* from) {
-  impl_->put(k.hex(), e);
+  impl_->put(k.hex(), e, from != nullptr);
   if (from && from->dec.semantic && !from->semantic_text.empty()) {
     std::shared_ptr<embedder> emb;
     {
@@ -331,6 +342,19 @@ awaitable<ticket> cache::begin(const request_info& info) {
         m().coalesced.inc();
         co_return t;
       }
+      // A flight that ended between our lookup and join stored its entry first: look again.
+      if (impl_->mem) {
+        if (auto e = impl_->mem->get(hex, impl_->clk.wall_ms(), t.dec.max_age_s ? *t.dec.max_age_s * 1000 : -1)) {
+          t.fl->finish(e, std::nullopt);
+          impl_->flights.remove(hex, t.fl.get());
+          t.fl.reset();
+          t.st = status::hit;
+          t.hit = std::move(e);
+          ++impl_->n_hits;
+          m().hits_memory.inc();
+          co_return t;
+        }
+      }
     }
   }
   t.st = status::miss;
@@ -340,6 +364,13 @@ awaitable<ticket> cache::begin(const request_info& info) {
 }
 
 namespace {
+
+// Deregisters a follower however its coroutine ends (also when cancelled by a disconnect).
+struct waiter_guard {
+  flight* f;
+  std::shared_ptr<flight::waiter> w;
+  ~waiter_guard() { f->remove_waiter(w); }
+};
 
 // Leader's sink: records the chunks (with timing), feeds followers, forwards to the client.
 class tee_sink final : public providers::chunk_sink {
@@ -386,20 +417,17 @@ awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_si
   if (t.st == status::coalesced) {
     auto w = std::make_shared<flight::waiter>(co_await asio::this_coro::executor);
     t.fl->add_waiter(w);
+    waiter_guard guard{t.fl.get(), w};
     size_t next = 0;
     for (int rounds = 0;; ++rounds) {
       auto v = t.fl->read(next, w);
       if (!v.done || !v.result) {
         for (auto& c : v.fresh) {
-          if (!co_await client.on_chunk(c)) {
-            t.fl->remove_waiter(w);
-            co_return make_error(errc::cancelled, "client disconnected");
-          }
+          if (!co_await client.on_chunk(c)) co_return make_error(errc::cancelled, "client disconnected");
           ++next;
         }
       }
       if (v.done) {
-        t.fl->remove_waiter(w);
         if (v.result) {
           // Whatever the leader's mode, the entry holds the whole chunk sequence.
           for (size_t i = next; i < v.result->chunks.size(); ++i)
@@ -443,8 +471,12 @@ awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_si
     e->upstream_latency_ns = now_ns() - t.started_ns;
     e->created_ms = I.clk.wall_ms();
     e->expires_ms = e->created_ms + t.dec.ttl_s * 1000;
-    if (storable_finish(fin) && e->bytes() <= I.cfg.max_entry_bytes) store(t.k, e, &t);
-    else m().not_stored.inc();
+    if (storable_finish(fin) && e->bytes() <= I.cfg.max_entry_bytes) {
+      store(t.k, e, &t);
+      co_await I.put_redis(t.k.hex(), *e);
+    } else {
+      m().not_stored.inc();
+    }
   } else {
     m().not_stored.inc();
   }
@@ -461,10 +493,10 @@ awaitable<result<api::response>> cache::serve_complete(ticket& t, upstream_compl
   if (t.st == status::coalesced) {
     auto w = std::make_shared<flight::waiter>(co_await asio::this_coro::executor);
     t.fl->add_waiter(w);
+    waiter_guard guard{t.fl.get(), w};
     for (;;) {
       auto v = t.fl->read(SIZE_MAX, w);
       if (v.done) {
-        t.fl->remove_waiter(w);
         if (v.result) co_return response_of(*v.result);
         t.st = status::bypass;
         co_return co_await upstream();
@@ -485,8 +517,12 @@ awaitable<result<api::response>> cache::serve_complete(ticket& t, upstream_compl
       e->upstream_latency_ns = now_ns() - t.started_ns;
       e->created_ms = I.clk.wall_ms();
       e->expires_ms = e->created_ms + t.dec.ttl_s * 1000;
-      if (t.dec.store && storable_finish(r->finish) && e->bytes() <= I.cfg.max_entry_bytes) store(t.k, e, &t);
-      else m().not_stored.inc();
+      if (t.dec.store && storable_finish(r->finish) && e->bytes() <= I.cfg.max_entry_bytes) {
+        store(t.k, e, &t);
+        co_await I.put_redis(t.k.hex(), *e);
+      } else {
+        m().not_stored.inc();
+      }
     }
   }
   if (t.fl) {

@@ -60,6 +60,7 @@ struct config {
   std::string redis_prefix = "fpc:";
   int64_t redis_timeout_ms = 50;
   size_t redis_pool = 2;
+  int64_t redis_backoff_ms = 200;        // after a Redis failure, skip Redis this long
 
   bool coalesce = true;                  // single-flight identical in-flight requests
   bool replay_paced = false;             // replay streamed hits with the original chunk timing

@@ -120,7 +120,7 @@ config config_from_yaml(const YAML::Node& n) {
     static const char* known[] = {"enabled", "default_ttl_s", "max_ttl_s", "cache_any_temperature_models",
                                   "tenant_header", "max_entry_bytes", "memory_bytes", "memory_shards",
                                   "disk_path", "disk_max_bytes", "disk_sync", "redis_url", "redis_prefix",
-                                  "redis_timeout_ms", "redis_pool", "coalesce", "replay_paced", "replay_speed",
+                                  "redis_timeout_ms", "redis_pool", "redis_backoff_ms", "coalesce", "replay_paced", "replay_speed",
                                   "semantic_enabled", "semantic_models", "semantic_embedder",
                                   "semantic_threshold", "semantic_max_entries"};
     std::string k = kv.first.as<std::string>();
@@ -142,6 +142,7 @@ config config_from_yaml(const YAML::Node& n) {
   get("redis_prefix", c.redis_prefix);
   get("redis_timeout_ms", c.redis_timeout_ms);
   get("redis_pool", c.redis_pool);
+  get("redis_backoff_ms", c.redis_backoff_ms);
   get("coalesce", c.coalesce);
   get("replay_paced", c.replay_paced);
   get("replay_speed", c.replay_speed);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <thread>
 
+#include "cache/gateway_hook.hpp"
 #include "gateway/gateway.hpp"
 
 namespace fp::cli {
@@ -52,6 +53,11 @@ void run_serve(const serve_args& a) {
 
   auto gw = gateway::gateway::create(std::move(cfg));
   if (!gw) throw std::runtime_error(gw.error().message);
+  {  // the response cache (`cache:` section; on by default for repeatable requests)
+    gateway::gateway* g = gw->get();
+    auto hook = cache::make_gateway_hook(g->cfg(), [g](std::string_view m) { return g->deployments_of(m); });
+    if (hook) g->set_cache(std::move(hook));
+  }
   std::thread sig([&g = **gw, set] {
     int s = 0;
     sigwait(&set, &s);
