@@ -57,7 +57,7 @@ class test_handler final : public handler {
       co_await res.begin_stream(200, h);
       for (int i = 0; i < 5; ++i) {
         co_await res.write_chunk("data: " + std::to_string(i) + "\n\n");
-        net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(5));
+        net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(50));
         co_await t.async_wait(net::as_tuple(net::use_awaitable));
       }
       co_await res.end_stream();

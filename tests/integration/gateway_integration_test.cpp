@@ -27,7 +27,7 @@ env* g_env = nullptr;
 
 std::string test_config(uint16_t oai, uint16_t ant, uint16_t dead) {
   return fmt::format(R"(
-server: {{host: 127.0.0.1, port: 0, threads: 2, read_timeout_ms: 300, idle_timeout_ms: 300,
+server: {{host: 127.0.0.1, port: 0, threads: 2, read_timeout_ms: 300, idle_timeout_ms: 3000,
          max_body_bytes: 65536, max_header_bytes: 4096, shutdown_grace_ms: 5000}}
 auth: {{api_keys: []}}
 log: {{access_log: false, level: error}}
@@ -37,11 +37,14 @@ providers:
   - {{name: ant, kind: anthropic, base_url: "http://127.0.0.1:{1}/v1", api_key_env: FP_TEST_ANTHROPIC_KEY}}
   - {{name: oai-tight, kind: openai, base_url: "http://127.0.0.1:{0}/v1",
      timeouts: {{connect_ms: 1000, first_byte_ms: 150, chunk_gap_ms: 150, total_ms: 600}}}}
+  - {{name: oai-total, kind: openai, base_url: "http://127.0.0.1:{0}/v1",
+     timeouts: {{first_byte_ms: 5000, chunk_gap_ms: 5000, total_ms: 600}}}}
   - {{name: dead, kind: openai, base_url: "http://127.0.0.1:{2}/v1", timeouts: {{connect_ms: 1000}}}}
 models:
   - {{name: gpt-4o, provider: oai}}
   - {{name: claude, provider: ant, upstream_model: claude-3-haiku-20240307}}
   - {{name: tight, provider: oai-tight}}
+  - {{name: total, provider: oai-total}}
   - {{name: dead, provider: dead}}
   - name: fallback
     deployments: [{{provider: dead}}, {{provider: oai}}]
@@ -301,7 +304,7 @@ TEST_F(Gateway, ChunkGapTimeoutEndsStreamWithErrorEvent) {
 }
 
 TEST_F(Gateway, TotalTimeoutEndsStreamWithErrorEvent) {
-  auto r = post("/v1/chat/completions", chat_body("tight", "x", true, R"("mock":{"itl_ms":100,"output_tokens":40})"));
+  auto r = post("/v1/chat/completions", chat_body("total", "x", true, R"("mock":{"itl_ms":100,"output_tokens":40})"));
   ASSERT_EQ(r.status, 200);
   auto ev = sse_data(r.body);
   ASSERT_FALSE(ev.empty());
@@ -337,7 +340,7 @@ TEST_F(Gateway, IdleKeepAliveConnectionIsClosed) {
   ASSERT_GT(n, 0);
   raw.assign(b, static_cast<size_t>(n));
   EXPECT_NE(raw.find("200 OK"), std::string::npos);
-  n = recv(fd, b, sizeof b, 0);  // idle_timeout_ms (300) later: closed
+  n = recv(fd, b, sizeof b, 0);  // idle_timeout_ms (3000) later: closed
   EXPECT_EQ(n, 0);
   close(fd);
 }
