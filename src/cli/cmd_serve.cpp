@@ -10,6 +10,7 @@
 
 #include "cache/gateway_hook.hpp"
 #include "gateway/gateway.hpp"
+#include "routing/routing.hpp"
 
 namespace fp::cli {
 
@@ -58,6 +59,8 @@ void run_serve(const serve_args& a) {
     auto hook = cache::make_gateway_hook(g->cfg(), [g](std::string_view m) { return g->deployments_of(m); });
     if (hook) g->set_cache(std::move(hook));
   }
+  // Routing (`routing:` section): aliases, balancing, retries, hedging, rate limits.
+  auto routing_engine = routing::attach(**gw);
   std::thread sig([&g = **gw, set] {
     int s = 0;
     sigwait(&set, &s);

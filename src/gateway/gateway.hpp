@@ -97,6 +97,8 @@ struct request_context {
   timing t;
   providers::call_stats stats;
   http::header_list response_headers;  // stages may add headers (e.g. x-fastpath-cache)
+  // Extra access-log fields (key, string value), e.g. the routing decision (added by routing).
+  std::vector<std::pair<std::string, std::string>> log_fields;
 };
 
 // One way to serve a model: a provider plus what to send it.

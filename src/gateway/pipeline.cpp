@@ -237,6 +237,13 @@ void pipeline::finish_log(request_context* ctx, const http::request& req, int st
   } else {
     line += fmt::format(",\"total_us\":{}", us(done - req.received_ns));
   }
+  if (ctx)
+    for (const auto& [k, v] : ctx->log_fields) {
+      line += ',';
+      api::append_json_string(line, k);
+      line += ':';
+      api::append_json_string(line, v);
+    }
   if (err) {
     line += ",\"error\":";
     api::append_json_string(line, errc_name(err->code));
@@ -321,7 +328,7 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
     auto r = co_await st->on_request(ctx);
     if (!r) {
       auto e = r.error();
-      co_await respond_error(res, e);
+      co_await respond_error(res, e, &ctx.response_headers);  // e.g. Retry-After on a 429
       finish_log(&ctx, req, e.status(), ctx.req.stream, 0, &e, nullptr);
       co_return;
     }

@@ -173,6 +173,12 @@ bool deployment_health::admits(int64_t now_ns) const noexcept {
   return now_ns >= cooldown_until_ns_ && breaker_.admits(now_ns);
 }
 
+bool deployment_health::wants_probe(int64_t now_ns) const noexcept {
+  std::lock_guard lk(mu_);
+  return now_ns >= cooldown_until_ns_ && breaker_.state(now_ns) == breaker_state::half_open &&
+         breaker_.admits(now_ns);
+}
+
 void deployment_health::on_rate_limited(int64_t now_ns, double retry_after_s) noexcept {
   std::lock_guard lk(mu_);
   if (in_flight_ > 0) --in_flight_;
@@ -225,6 +231,7 @@ int p2c_balancer::pick(std::span<const candidate> c, int64_t now_ns, int64_t exp
   for (size_t i = 0; i < c.size() && n < max_n; ++i) {
     if (i < excluded.size() && excluded[i]) continue;
     if (!c[i].health || c[i].weight <= 0 || !c[i].health->admits(now_ns)) continue;
+    if (c[i].health->wants_probe(now_ns)) return static_cast<int>(i);
     idx[n] = static_cast<int>(i);
     w[n] = c[i].weight;
     total += c[i].weight;

@@ -64,8 +64,10 @@ class circuit_breaker {
 // ---- per-deployment health --------------------------------------------------------------------------
 struct health_config {
   double ewma_alpha = 0.2;            // weight of a new sample
-  double prior_ttft_ms = 300;         // before any sample
-  double prior_per_token_ms = 20;
+  // Before any sample (and what stale estimates relax towards). Optimistic on purpose: an unknown
+  // or long-unused deployment looks cheap, so it gets tried and measured.
+  double prior_ttft_ms = 0;
+  double prior_per_token_ms = 0;
   double stale_after_ms = 10000;      // estimates relax towards the prior with this time constant
                                       // once no sample arrived (so a slow deployment gets re-tried)
   breaker_config breaker;
@@ -98,6 +100,9 @@ class deployment_health {
   // behind the in-flight requests.
   double expected_cost_ms(int64_t now_ns, int64_t expected_tokens) const noexcept;
   bool admits(int64_t now_ns) const noexcept;
+  // Half-open with a free probe slot: the next request should go here (re-admission needs traffic;
+  // cost-based choice alone would never pick a deployment without recent samples).
+  bool wants_probe(int64_t now_ns) const noexcept;
   double p95_ttft_ms() const noexcept;  // -1 until 20 samples
   health_snapshot snapshot(int64_t now_ns) const noexcept;
 
@@ -125,7 +130,8 @@ struct candidate {
 
 // Power of two choices on expected cost / weight: two distinct candidates are drawn with
 // probability proportional to weight among those whose breaker admits a request and that are not
-// excluded (already tried for this request); the cheaper wins. Returns the index or -1.
+// excluded (already tried for this request); the cheaper wins. A half-open deployment waiting for
+// a probe is chosen first. Returns the index or -1.
 class p2c_balancer {
  public:
   explicit p2c_balancer(uint64_t seed = std::random_device{}()) : rng_(seed) {}
@@ -139,7 +145,8 @@ class p2c_balancer {
 
 // ---- budgets ----------------------------------------------------------------------------------------
 // Finagle-style budget: every request deposits `ratio` tokens, each retry (or hedge) withdraws one;
-// `min_per_second` tokens accrue with time so low traffic can still retry; the balance is capped.
+// `min_per_second` tokens accrue with time so low traffic can still retry; the balance is capped
+// at `cap`, which bounds a burst of retries (e.g. when every upstream fails at once).
 struct budget_config {
   double ratio = 0.2;
   double min_per_second = 1.0;
@@ -148,7 +155,8 @@ struct budget_config {
 
 class budget {
  public:
-  explicit budget(budget_config c = {}, int64_t now_ns = 0) : cfg_(c), last_ns_(now_ns) {}
+  // Starts full (cap): a fresh gateway may retry a little before any traffic has paid for it.
+  explicit budget(budget_config c = {}, int64_t now_ns = 0) : cfg_(c), balance_(c.cap), last_ns_(now_ns) {}
   void on_request(int64_t now_ns) noexcept;
   bool try_withdraw(int64_t now_ns) noexcept;
   double balance(int64_t now_ns) noexcept;
@@ -159,7 +167,7 @@ class budget {
   void refill(int64_t now_ns) noexcept;
   budget_config cfg_;
   std::mutex mu_;
-  double balance_ = 0;
+  double balance_;
   int64_t last_ns_ = 0;
   uint64_t requests_ = 0, withdrawn_ = 0;
 };

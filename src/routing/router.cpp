@@ -14,7 +14,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -489,6 +488,7 @@ class router_impl final : public gateway::router {
           if (cs.cancelled() != asio::cancellation_type::none)
             co_return finish(ctx, make_error(errc::cancelled, "client went away"), attempts, hedged_any);
           retry_paid = true;  // the withdrawn budget pays for the next attempt
+          ++attempts;         // a wait counts as an attempt: bounded by max_attempts
           continue;
         }
         if (attempts > 0 && !retry_paid) {
@@ -697,8 +697,10 @@ class router_impl final : public gateway::router {
       excluded[static_cast<size_t>(idx)] = 1;
       R->started = slot + 1;
       if (ctx.t.upstream_start_ns < 0) ctx.t.upstream_start_ns = now_ns();
+      // The completion handler holds the race too: co_spawn still uses the cancellation slot (owned
+      // by A.cancel) after the coroutine body returned, so the race must outlive the handler.
       asio::co_spawn(ex, run_attempt(R, slot, ctx.req, e.clk),
-                     asio::bind_cancellation_slot(A.cancel.slot(), asio::detached));
+                     asio::bind_cancellation_slot(A.cancel.slot(), [keep = R](std::exception_ptr) {}));
       return true;
     };
 

@@ -365,7 +365,8 @@ split_result split_instruction(std::string_view t) noexcept {
   return r;
 }
 
-inline double sat(int c) noexcept { return 1.0 - std::ldexp(1.0, -std::min(c, 30)); }  // 1-2^-c
+// Cue counts -> feature values: the first hit says most (0.75), more hits add a little (1.0).
+inline double sat(int c) noexcept { return c <= 0 ? 0.0 : (c == 1 ? 0.75 : 1.0); }
 
 bool is_math_symbol(const unsigned char* p, const unsigned char* e, size_t& len) noexcept {
   if (p[0] == 0xC2 && e - p >= 2 && (p[1] == 0xB2 || p[1] == 0xB3 || p[1] == 0xB9)) {

@@ -177,13 +177,14 @@ TEST(Budget, RetriesBoundedByRatio) {
     b.on_request(0);
     granted += b.try_withdraw(0);
   }
-  EXPECT_LE(granted, 100);
+  EXPECT_LE(granted, 100 + 5);  // ratio * requests + the initial burst
   EXPECT_GE(granted, 95);
 }
 
 TEST(Budget, MinPerSecondRefillsWithTimeAndIsCapped) {
   budget_config c{0.0, 2.0, 3};
   budget b(c, 0);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(b.try_withdraw(0));  // starts full
   EXPECT_FALSE(b.try_withdraw(0));
   EXPECT_TRUE(b.try_withdraw(500 * ms));
   EXPECT_NEAR(b.balance(100000 * ms), 3.0, 1e-9);
@@ -218,4 +219,38 @@ TEST(Affinity, KeysSpreadAndUnusableReplicasAreSkipped) {
   for (int r = 0; r < 3; ++r) EXPECT_GT(n[r], 600) << r;
   std::vector<uint8_t> usable{1, 0, 1};
   for (uint64_t k = 1; k <= 100; ++k) EXPECT_NE(ring.pick(hash64(std::to_string(k)), loads, 1.25, usable), 1);
+}
+
+TEST(Health, RateLimitedDeploymentCoolsDownThenReturns) {
+  deployment_health h;
+  ASSERT_TRUE(h.try_start(0));
+  h.on_rate_limited(0, 2.0);
+  EXPECT_FALSE(h.admits(1000 * ms));
+  EXPECT_FALSE(h.try_start(1999 * ms));
+  EXPECT_TRUE(h.admits(2000 * ms));
+  EXPECT_EQ(h.snapshot(0).state, breaker_state::closed);  // a 429 is no health verdict
+  EXPECT_EQ(h.snapshot(0).in_flight, 0);
+}
+
+TEST(Balancer, HalfOpenDeploymentGetsTheProbe) {
+  health_config hc;
+  hc.breaker.consecutive_failures = 1;
+  hc.breaker.open_ms = 100;
+  hc.breaker.probe_successes = 1;
+  deployment_health a(hc), b(hc);
+  std::vector<candidate> c{{&a, 1}, {&b, 1}};
+  p2c_balancer bal(3);
+  for (int i = 0; i < 20; ++i) {  // b is fast and well known
+    ASSERT_TRUE(b.try_start(0));
+    b.on_first_token(0, 1 * ms);
+    b.on_success(0, 1 * ms, 2, 2 * ms);
+  }
+  ASSERT_TRUE(a.try_start(0));
+  a.on_failure(0);
+  EXPECT_EQ(bal.pick(c, 50 * ms, 1), 1);
+  EXPECT_EQ(bal.pick(c, 100 * ms, 1), 0);  // half-open: probe
+  ASSERT_TRUE(a.try_start(100 * ms));
+  EXPECT_EQ(bal.pick(c, 100 * ms, 1), 1);  // probe slot taken
+  a.on_success(101 * ms, 1 * ms, 2, 2 * ms);
+  EXPECT_EQ(a.snapshot(101 * ms).state, breaker_state::closed);
 }
