@@ -580,8 +580,9 @@ void gemm_q4_k_512(const uint8_t* wbase, int64_t wstride, int64_t nb, const uint
       const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
       __m512i z[4], sc[4];
       for (int k = 0; k < 4; ++k) {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
-        z[k] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(raw), raw, 1), shifts), m4);
+        // a broadcasting load puts the 32 bytes in both halves without a shuffle
+        const __m512i raw = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k)));
+        z[k] = _mm512_and_si512(_mm512_srlv_epi16(raw, shifts), m4);
         sc[k] = _mm512_permutexvar_epi16(kidx[k], sc16);
       }
       const float d = f16s(w[b].d), dmin = f16s(w[b].dmin);
