@@ -417,13 +417,18 @@ std::string_view feature_name(feature f) noexcept {
 }
 
 int64_t estimate_tokens(std::string_view text) noexcept {
-  int64_t ascii = 0, cjk = 0, other = 0;
-  for (unsigned char c : text) {
+  // Branch-free counts (the compiler vectorises this loop).
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  uint32_t ascii = 0, lead = 0, cjk = 0;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char c = p[i];
     ascii += c < 0x80;
-    cjk += is_cjk_lead(c);
-    other += (c >= 0xC0) & !is_cjk_lead(c);
+    lead += c >= 0xC0;
+    cjk += static_cast<unsigned char>(c - 0xE3) <= 6;  // E3..E9: CJK lead bytes
   }
-  return (ascii + 3) / 4 + cjk + (other + 1) / 2;
+  int64_t other = static_cast<int64_t>(lead) - cjk;
+  return (static_cast<int64_t>(ascii) + 3) / 4 + cjk + (other + 1) / 2;
 }
 
 std::string score_result::reasons_joined() const {
@@ -450,11 +455,12 @@ feature_vector complexity_scorer::features(const score_input& in) const noexcept
   auto sp = split_instruction(in.text);
   std::string_view instr = in.text.substr(sp.instruction.begin, sp.instruction.size());
 
-  // Bounded work for huge instructions: cues come from the first 3 KiB and the last 1 KiB.
+  // Bounded work for huge instructions: cues come from the first 1.5 KiB and the last 0.5 KiB
+  // (where requests state the task and ask the question).
   std::string_view head = instr, tail{};
-  if (instr.size() > 4096) {
-    head = instr.substr(0, 3072);
-    size_t tb = instr.size() - 1024;
+  if (instr.size() > 2048) {
+    head = instr.substr(0, 1536);
+    size_t tb = instr.size() - 512;
     while (tb < instr.size() && (static_cast<unsigned char>(instr[tb]) & 0xC0) == 0x80) ++tb;
     tail = instr.substr(tb);
   }
@@ -538,9 +544,10 @@ feature_vector complexity_scorer::features(const score_input& in) const noexcept
   if (!tail.empty()) scan(tail);
 
   int64_t instr_tokens = count_tokens(instr);
+  int64_t text_tokens = instr.size() == in.text.size() ? instr_tokens : count_tokens(in.text);
   int64_t total_tokens = in.prompt_tokens >= 0
                              ? in.prompt_tokens
-                             : count_tokens(in.text) + (in.system.empty() ? 0 : count_tokens(in.system));
+                             : text_tokens + (in.system.empty() ? 0 : count_tokens(in.system));
   int64_t material_tokens = std::max<int64_t>(0, total_tokens - instr_tokens);
 
   auto at = [&](feature f) -> double& { return x[static_cast<size_t>(f)]; };
