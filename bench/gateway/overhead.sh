@@ -10,13 +10,14 @@
 # usage: bench/gateway/overhead.sh            (from the repository root, after a release build)
 # knobs: BIN=build/release/fastpath REPS=3 DURATION=5 CPU=0 (mock, proxies and client pinned to one
 #        CPU, as ../shared/bench does: a cross-vCPU wake-up costs ~100 us here and would swamp the
-#        c=1 figures; CPU=none disables pinning) OUT=/tmp/fastpath-overhead
+#        c=1 figures; CPU=none disables pinning) NICE=-10 (0: off) OUT=/tmp/fastpath-overhead
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${BIN:-build/release/fastpath}"
 REPS="${REPS:-3}"
 DURATION="${DURATION:-5}"
 CPU="${CPU:-0}"
+NICE="${NICE:--10}"
 OUT="${OUT:-/tmp/fastpath-overhead}"
 MOCK_PORT="${MOCK_PORT:-19301}"
 GW_PORT="${GW_PORT:-19302}"
@@ -33,6 +34,8 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 PIN=()
 [ "$CPU" != none ] && PIN=(taskset -c "$CPU")
+# Higher priority than the rest of the machine (other builds) where allowed, as ../shared/bench does.
+if [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null; then PIN=(nice -n "$NICE" "${PIN[@]}"); fi
 rm -rf "$OUT" && mkdir -p "$OUT"/nginx/{logs,tmp}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

@@ -16,7 +16,7 @@ namespace fp::loadgen {
 
 struct options {
   std::string url = "http://127.0.0.1:8080/v1";  // base (…/v1) or full endpoint URL
-  std::string model = "mock";
+  std::string model = "gpt-4o-mini";
   bool legacy_completions = false;  // POST /v1/completions with "prompt" instead of chat
   int concurrency = 1;              // closed loop: in-flight requests
   double rate = 0;                  // > 0: open loop, Poisson arrivals per second

@@ -169,5 +169,9 @@ TEST(mock_server, client_disconnect_is_counted_promptly) {
   EXPECT_EQ(stats.at("active").as_int64(), 0);
   int64_t detected = stats.at("last_cancel_mono_ns").as_int64();
   EXPECT_GE(detected, closed_at);
-  EXPECT_LT(detected - closed_at, 50'000'000) << "cancellation noticed after " << (detected - closed_at) / 1e6 << " ms";
+  // The stream's next token is 10 minutes away: detection within seconds proves the mock watched the
+  // socket instead of noticing at its next write (a loose bound, no speed assert; the 50 ms
+  // end-to-end figure is asserted by tests/integration through the gateway).
+  EXPECT_LT(detected - closed_at, 5'000'000'000) << "cancellation noticed after " << (detected - closed_at) / 1e6 << " ms";
+  std::printf("cancellation noticed %.3f ms after the client closed\n", (detected - closed_at) / 1e6);
 }
