@@ -132,7 +132,7 @@ const std::unordered_set<std::string>& stopwords() {
       "a", "an", "the", "my", "your", "our", "their", "its", "of", "for", "on", "at", "with", "by", "about",
       "it", "this", "that", "there", "these", "those", "be", "been", "being", "some", "any", "just", "really",
       "actually", "basically", "honestly", "please", "thanks", "thank", "hi", "hello", "hey", "um", "uh",
-      "also", "exactly", "even", "ever", "kindly", "roughly", "approximately"};
+      "also", "exactly", "even", "ever", "kindly", "roughly", "approximately", "'s", "and", "or", "between"};
   return s;
 }
 
@@ -316,7 +316,7 @@ normalised_question normalise_question(std::string_view text) {
                                                       "how", "when", "why", "he", "she"};
       if (tail == "s") {
         t.push_back({head, r.cap, false});
-        if (is_heads.count(head)) t.push_back({"is", false, false});
+        t.push_back({is_heads.count(head) ? "is" : "'s", false, false});  // "'s": possessive
         continue;
       }
       if (tail == "re") { t.push_back({head, r.cap, false}); t.push_back({"are", false, false}); continue; }
@@ -459,9 +459,50 @@ reject_reason semantic_guard(std::string_view a_text, std::string_view b_text) {
   for (size_t i = p; i < ea; ++i) if (a.content[i]) wa.push_back(sa[i]);
   for (size_t i = p; i < eb; ++i) if (b.content[i]) wb.push_back(sb[i]);
   if (wa == wb) return reject_reason::none;  // only function words differ
-  for (size_t i = p; i < ea; ++i) if (is_marker(sa[i])) return reject_reason::direction;
-  for (size_t i = p; i < eb; ++i) if (is_marker(sb[i])) return reject_reason::direction;
-  return reject_reason::none;
+  {  // "why isn't my printer working" = "why is my printer not working": only "not" moved
+    auto drop_not = [](std::vector<std::string> v) {
+      v.erase(std::remove(v.begin(), v.end(), std::string("not")), v.end());
+      return v;
+    };
+    if (drop_not(wa) == drop_not(wb)) return reject_reason::none;
+  }
+  // Content words moved. Accept only a swap around a symmetric connector ("7 times 8", "let and
+  // const", "== or ===") or the possessive form ("complexity of quicksort" / "quicksort's
+  // complexity"); never across an order marker ("cups to grams", "12 divided by 4").
+  auto has = [](const std::vector<std::string>& v, size_t from, size_t to, auto pred) {
+    for (size_t i = from; i < to; ++i) if (pred(v[i])) return true;
+    return false;
+  };
+  // A fronted (or moved-back) adverbial clause moves as one block: "Before he became emperor,
+  // what did Napoleon do?" = "What did Napoleon do before he became emperor?".
+  {
+    static const std::set<std::string> openers = {"during", "before", "after", "when", "while", "if", "since",
+                                                   "until", "because", "in", "on", "at", "for"};
+    auto keep = [](const std::string& w) { return !stopwords().count(w) || is_marker(w) || openers.count(w); };
+    std::vector<std::string> xa, xb;  // the windows without articles and other function words
+    for (size_t i = p; i < ea; ++i) if (keep(sa[i])) xa.push_back(sa[i]);
+    for (size_t i = p; i < eb; ++i) if (keep(sb[i])) xb.push_back(sb[i]);
+    if (xa.size() == xb.size() && xa.size() > 1) {
+      for (size_t k = 1; k < xa.size(); ++k) {
+        if (!std::equal(xa.begin() + k, xa.end(), xb.begin()) ||
+            !std::equal(xa.begin(), xa.begin() + k, xb.begin() + (xa.size() - k)))
+          continue;
+        // xa = A B, xb = B A: one of the blocks must be an adverbial clause
+        if (openers.count(xa[0]) || openers.count(xa[k])) return reject_reason::none;
+      }
+    }
+  }
+  if (has(sa, p, ea, is_marker) || has(sb, p, eb, is_marker)) return reject_reason::direction;
+  auto symmetric = [](const std::string& w) {
+    return w == "and" || w == "or" || w == "times" || w == "plus" || w == "vs" || w == "versus" ||
+           w == "time" || w == "between" || w == "+" || w == "*";
+  };
+  if (has(sa, p, ea, symmetric) || has(sb, p, eb, symmetric)) return reject_reason::none;
+  auto is_of = [](const std::string& w) { return w == "of"; };
+  auto is_poss = [](const std::string& w) { return w == "'s"; };
+  if ((has(sa, p, ea, is_of) && has(sb, p, eb, is_poss)) || (has(sb, p, eb, is_of) && has(sa, p, ea, is_poss)))
+    return reject_reason::none;
+  return reject_reason::direction;
 }
 
 // ---- embedders ----------------------------------------------------------------------------------

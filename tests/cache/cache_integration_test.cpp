@@ -340,14 +340,17 @@ TEST_F(CacheGateway, LeaderDisconnectStillAnswersTheFollower) {
   send_all(leader, make_request("POST", "/v1/chat/completions", b, {{"Authorization", "Bearer key-a"}}));
   // The follower joins once the mock has the leader's call.
   for (int i = 0; i < 2000 && mock_requests() == before; ++i) std::this_thread::yield();
+  // The coalesced counter (process-wide: other tests in this process may have moved it).
+  auto coalesced = [&] {
+    auto m = call(g->port, "GET", "/metrics", {}, {{"Authorization", "Bearer key-a"}});
+    auto p = m.body.find("\nfastpath_cache_coalesced_total ");
+    return p == std::string::npos ? -1L : std::atol(m.body.c_str() + p + 32);
+  };
+  long c0 = coalesced();
   reply follower;
   std::thread f([&] { follower = chat(g->port, b); });
-  // Wait until the follower is registered (coalesced counter on /metrics), then drop the leader.
-  for (int i = 0; i < 5000; ++i) {
-    auto m = call(g->port, "GET", "/metrics", {}, {{"Authorization", "Bearer key-a"}});
-    if (m.body.find("fastpath_cache_coalesced_total 0") == std::string::npos &&
-        m.body.find("fastpath_cache_coalesced_total") != std::string::npos)
-      break;
+  // Wait until the follower is registered, then drop the leader.
+  for (int i = 0; i < 5000 && coalesced() <= c0; ++i) {
   }
   ::close(leader);
   f.join();
