@@ -198,11 +198,12 @@ struct cache::impl {
     if (!r) redis_failed(r.error());
   }
 
-  static awaitable<void> redis_set(std::shared_ptr<redis::client> client, impl* self, std::string key,
-                                   std::string bytes, int64_t ttl_ms) {
+  // Detached: owns what it uses (the cache may be gone when Redis answers).
+  static awaitable<void> redis_set(std::shared_ptr<redis::client> client, std::string key, std::string bytes,
+                                   int64_t ttl_ms) {
     std::vector<std::string> cmd{"SET", std::move(key), std::move(bytes), "PX", std::to_string(ttl_ms)};
     auto r = co_await client->command(std::move(cmd));
-    if (!r) self->redis_failed(r.error());
+    if (!r) m().redis_errors.inc();
   }
 
   // Stores in every layer. Redis: fire-and-forget unless `redis_later` (the caller then awaits
@@ -218,7 +219,7 @@ struct cache::impl {
     if (rds && !redis_later) {
       int64_t ttl_ms = std::max<int64_t>(1, e->expires_ms - clk.wall_ms());
       // Fire and forget: a failure is counted, never awaited by the request.
-      asio::co_spawn(asio::system_executor(), redis_set(rds, this, cfg.redis_prefix + k, std::move(bytes), ttl_ms),
+      asio::co_spawn(asio::system_executor(), redis_set(rds, cfg.redis_prefix + k, std::move(bytes), ttl_ms),
                      asio::detached);
     }
   }
