@@ -107,6 +107,7 @@ routing_config parse_routing_config(const YAML::Node& n) {
 
   if (auto s = n["scorer"]) {
     get(s, "bias", c.scorer.bias, "routing.scorer");
+    get(s, "proof_floor", c.scorer.proof_floor, "routing.scorer");
     if (auto w = s["weights"]) {
       if (!w.IsMap()) bad("routing.scorer.weights", "must be a map of feature: weight");
       for (auto it = w.begin(); it != w.end(); ++it) {

@@ -585,12 +585,19 @@ score_result complexity_scorer::score(const score_input& in) const noexcept {
     z += contrib[i];
   }
   r.score = 1.0 / (1.0 + std::exp(-z));
+  bool proof_rule = w_.proof_floor > 0 && r.features[static_cast<size_t>(feature::proof)] > 0 &&
+                    r.score < w_.proof_floor;
+  if (proof_rule) {
+    r.score = w_.proof_floor;
+    r.reasons[r.reason_count++] = "proof";
+  }
   // Explain: the strongest contributions towards the side of the decision.
   double sign = r.score >= 0.5 ? 1.0 : -1.0;
   for (int k = 0; k < 3; ++k) {
     size_t best = feature_count;
     double best_v = 0.15;  // ignore negligible pushes
     for (size_t i = 0; i < feature_count; ++i) {
+      if (r.reason_count == 3) break;
       double v = sign * contrib[i];
       bool used = false;
       for (int j = 0; j < r.reason_count; ++j)
@@ -601,7 +608,7 @@ score_result complexity_scorer::score(const score_input& in) const noexcept {
         best = i;
       }
     }
-    if (best == feature_count) break;
+    if (best == feature_count || r.reason_count == 3) break;
     std::string_view name = feature_name(static_cast<feature>(best));
     if (best == static_cast<size_t>(feature::length)) name = contrib[best] < 0 ? "short" : "long";
     r.reasons[r.reason_count++] = name;

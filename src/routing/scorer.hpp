@@ -66,6 +66,10 @@ struct score_result {
 struct scorer_weights {
   double bias = 0;
   feature_vector w{};
+  // The labelling rule "every request for a proof needs the strongest model" as a floor: a
+  // request with a proof cue scores at least this (all 22 proof-cue queries of the evaluation
+  // set are complex). 0 disables it.
+  double proof_floor = 0.75;
   static const scorer_weights& defaults() noexcept;  // fitted by scripts/fit-router.py
 };
 

@@ -400,7 +400,7 @@ TEST_F(Routing, PrefixAffinityKeepsEqualPrefixesTogetherWithinTheLoadBound) {
   std::vector<std::string> who(9);
   for (int i = 0; i < 9; ++i)
     ts.emplace_back([&, i] {
-      auto r = chat(g->port, chat_body("m", "burst", "Shared prefix " + doc, R"("mock":{"ttft_ms":1500})"));
+      auto r = chat(g->port, chat_body("m", "burst", "Shared prefix " + doc, R"("mock":{"ttft_ms":4000})"));
       who[static_cast<size_t>(i)] = served_by(r);
     });
   for (auto& t : ts) t.join();
