@@ -25,8 +25,10 @@ int tier_of(std::string_view text) {
 }  // namespace
 
 TEST(Scorer, ScoreIsInUnitInterval) {
-  for (auto q : {"", "hi", "Prove that every group of prime order is cyclic.",
-                 std::string(20000, 'x').c_str()}) {
+  const std::string huge(20000, 'x');
+  for (std::string_view q : {std::string_view(""), std::string_view("hi"),
+                             std::string_view("Prove that every group of prime order is cyclic."),
+                             std::string_view(huge)}) {
     double s = score_of(q);
     EXPECT_GE(s, 0.0);
     EXPECT_LE(s, 1.0);
