@@ -228,20 +228,7 @@ class local_provider final : public provider {
 
   asio::awaitable<result<api::response>> complete(const api::request& req, const call_options& opts,
                                                   call_stats& stats) override {
-    struct collector final : chunk_sink {
-      api::chunk_aggregator agg;
-      asio::awaitable<bool> on_chunk(const api::chunk& c) override {
-        (void)agg.add(c);
-        co_return true;
-      }
-    } col;
-    api::request r2 = req;
-    r2.stream = true;
-    r2.include_usage = true;
-    auto u = co_await stream(r2, opts, col, stats);
-    if (!u) co_return u.error();
-    stats.first_byte_sent = false;
-    co_return col.agg.finish();
+    co_return co_await complete_via_stream(*this, req, opts, stats);
   }
 
  private:

@@ -65,3 +65,13 @@ class provider {
 };
 
 }  // namespace fp::providers
+
+namespace fp::providers {
+// complete() for providers that only stream: plays stream() into an aggregator (stream forced on,
+// usage requested) and returns one response. stats.first_byte_sent stays false: nothing reached a
+// client. Shared by the local and mock providers.
+boost::asio::awaitable<result<api::response>> complete_via_stream(provider& p,
+                                                                  const api::request& req,
+                                                                  const call_options& opts,
+                                                                  call_stats& stats);
+}  // namespace fp::providers
