@@ -29,11 +29,14 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 // One request's state, shared by the coroutine and the engine thread.
-struct job {
+struct job : std::enable_shared_from_this<job> {
   engine::generate_request gen;
   std::atomic<bool> cancel{false};
   asio::any_io_executor ex;
-  std::shared_ptr<asio::steady_timer> timer;  // lives on ex; cancelled to wake the coroutine
+  // The coroutine's own timer (in its frame, on ex), cancelled to wake it; null once the coroutine
+  // has left. The job never owns it: the engine thread may release the last reference to the job
+  // after the io_context is gone, and an asio object must not be destroyed then.
+  asio::steady_timer* timer = nullptr;  // guarded by mu
 
   std::mutex mu;
   std::deque<std::string> pieces;  // released text per token, not yet taken by the coroutine
@@ -44,10 +47,15 @@ struct job {
   int64_t first_token_ns = -1;
 
   // Wakes the coroutine. Never after the coroutine has gone (cancel is set under mu by its
-  // exit guard), so nothing is ever posted to an executor that may be shutting down.
+  // exit guard), so nothing is ever posted to an executor that may be shutting down. The handler
+  // runs on ex, the coroutine's own thread, and finds the timer gone if the coroutine left first.
   void wake() {
     std::lock_guard lk(mu);
-    if (!cancel.load(std::memory_order_relaxed)) asio::post(ex, [t = timer] { t->cancel(); });
+    if (!cancel.load(std::memory_order_relaxed))
+      asio::post(ex, [self = shared_from_this()] {
+        std::lock_guard lk2(self->mu);
+        if (self->timer) self->timer->cancel();
+      });
   }
 };
 
@@ -112,7 +120,11 @@ class local_provider final : public provider {
     if (auto r = prepare(req, j->gen); !r) co_return r.error();
     j->gen.cancel = &j->cancel;
     j->ex = co_await asio::this_coro::executor;
-    j->timer = std::make_shared<asio::steady_timer>(j->ex);
+    asio::steady_timer timer(j->ex);
+    {
+      std::lock_guard lk(j->mu);
+      j->timer = &timer;
+    }
     const int64_t n_prompt = static_cast<int64_t>(j->gen.prompt.size());
     {
       std::lock_guard lk(qmu_);
@@ -120,12 +132,14 @@ class local_provider final : public provider {
       queue_depth_.set(static_cast<double>(queue_.size()));
     }
     qcv_.notify_one();
-    // However we leave, the engine thread stops working on this request.
+    // However we leave, the engine thread stops working on this request, and nothing touches the
+    // timer once it is gone (the guard is destroyed before it).
     struct cancel_on_exit {
       job& j;
       ~cancel_on_exit() {
         std::lock_guard lk(j.mu);
         j.cancel = true;
+        j.timer = nullptr;
       }
     } guard{*j};
 
@@ -194,8 +208,8 @@ class local_provider final : public provider {
           (ms_ns(opts.total_timeout) > 0 && now - t0 >= ms_ns(opts.total_timeout)))
         co_return make_error(errc::upstream_timeout, "local engine: timeout");
       // A bounded wait also covers a wake-up posted just before the wait began.
-      j->timer->expires_after(std::chrono::milliseconds(20));
-      auto [ec] = co_await j->timer->async_wait(asio::as_tuple(asio::use_awaitable));
+      timer.expires_after(std::chrono::milliseconds(20));
+      auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       (void)ec;
       auto cs = co_await asio::this_coro::cancellation_state;
       if (cs.cancelled() != asio::cancellation_type::none) co_return cancelled();
