@@ -257,6 +257,12 @@ std::span<const float> context::logits(size_t entry) const noexcept {
   return {logits_.data() + static_cast<size_t>(logit_row_[entry]) * nv, nv};
 }
 
+std::span<const float> context::hidden(size_t entry) const noexcept {
+  if (entry >= logit_row_.size()) return {};  // logit_row_ has one slot per entry of the last batch
+  size_t d = static_cast<size_t>(model_->hp().n_embd);
+  return {x_.data() + entry * d, d};
+}
+
 result<void> context::decode(std::span<const batch_entry> batch) {
   const auto& hp = model_->hp();
   const int n = static_cast<int>(batch.size());

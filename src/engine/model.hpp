@@ -111,6 +111,10 @@ class context {
   result<void> decode(std::span<const batch_entry> batch);
   // Logits (n_vocab) of the i-th entry of the last batch; the entry must have logits = true.
   std::span<const float> logits(size_t entry) const noexcept;
+  // Final hidden state (n_embd) of the i-th entry of the last batch: the residual stream after
+  // the last layer, before output_norm (e.g. for mean-pooled embeddings). Valid until the next
+  // decode(); empty when out of range.
+  std::span<const float> hidden(size_t entry) const noexcept;
 
   kv_cache& kv() noexcept { return kv_; }
   const model& mdl() const noexcept { return *model_; }
