@@ -17,7 +17,9 @@ class hook final : public gateway::cache_hook {
     std::string resolved = resolve(ctx), tenant = tenant_of(ctx);
     ticket t = co_await c_->begin(info(ctx, resolved, tenant));
     annotate(ctx, t);
-    co_return co_await c_->serve_stream(t, client, std::move(upstream));
+    co_return co_await c_->serve_stream(t, client, [&ctx, up = std::move(upstream)](providers::chunk_sink& s) {
+      return up(ctx, s);
+    });
   }
 
   boost::asio::awaitable<result<api::response>> complete(gateway::request_context& ctx,
@@ -25,7 +27,7 @@ class hook final : public gateway::cache_hook {
     std::string resolved = resolve(ctx), tenant = tenant_of(ctx);
     ticket t = co_await c_->begin(info(ctx, resolved, tenant));
     annotate(ctx, t);
-    co_return co_await c_->serve_complete(t, std::move(upstream));
+    co_return co_await c_->serve_complete(t, [&ctx, up = std::move(upstream)]() { return up(ctx); });
   }
 
  private:

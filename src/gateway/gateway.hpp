@@ -109,8 +109,11 @@ struct deployment {
 
 // ---- seams ----------------------------------------------------------------------------------------
 
-using stream_fn = std::function<boost::asio::awaitable<result<api::usage>>(providers::chunk_sink&)>;
-using complete_fn = std::function<boost::asio::awaitable<result<api::response>>()>;
+// The upstream call handed to the cache seam. It takes the context to run with (the request's own,
+// or a copy the cache owns, so one shared upstream call can outlive the request that started it)
+// and captures nothing request-scoped.
+using stream_fn = std::function<boost::asio::awaitable<result<api::usage>>(request_context&, providers::chunk_sink&)>;
+using complete_fn = std::function<boost::asio::awaitable<result<api::response>>(request_context&)>;
 
 // Optional stage before routing (compression, guards). May rewrite ctx.req or reject the request.
 class request_stage {

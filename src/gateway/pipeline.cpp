@@ -19,11 +19,11 @@ using boost::asio::awaitable;
 
 // ---- default seams --------------------------------------------------------------------------------
 
-awaitable<result<api::usage>> cache_hook::stream(request_context&, providers::chunk_sink& client, stream_fn upstream) {
-  co_return co_await upstream(client);
+awaitable<result<api::usage>> cache_hook::stream(request_context& ctx, providers::chunk_sink& client, stream_fn upstream) {
+  co_return co_await upstream(ctx, client);
 }
-awaitable<result<api::response>> cache_hook::complete(request_context&, complete_fn upstream) {
-  co_return co_await upstream();
+awaitable<result<api::response>> cache_hook::complete(request_context& ctx, complete_fn upstream) {
+  co_return co_await upstream(ctx);
 }
 
 namespace {
@@ -353,7 +353,9 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const de
   sse_sink sink(ctx, res, nullptr);
   result<api::usage> r = make_error(errc::internal, "not run");
   bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
-    r = co_await cache_->stream(ctx, sink, [&](providers::chunk_sink& s) { return router_->stream(ctx, ds, s); });
+    r = co_await cache_->stream(ctx, sink, [this, ds](request_context& c, providers::chunk_sink& s) {
+      return router_->stream(c, ds, s);
+    });
   });
   const auto& h = ctx.http;
   if (!finished || res.client_gone()) {
@@ -390,7 +392,7 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const de
 awaitable<void> pipeline::handle_complete(request_context& ctx, std::span<const deployment> ds, http::responder& res) {
   result<api::response> r = make_error(errc::internal, "not run");
   bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
-    r = co_await cache_->complete(ctx, [&]() { return router_->complete(ctx, ds); });
+    r = co_await cache_->complete(ctx, [this, ds](request_context& c) { return router_->complete(c, ds); });
   });
   const auto& h = ctx.http;
   if (!finished || res.client_gone()) {
