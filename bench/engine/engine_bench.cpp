@@ -282,6 +282,7 @@ int run_model(const args& a) {
   // Process CPU time of the last run_prompt / run_gen, divided by the thread count: what the run
   // would take with the cores to itself (spinning counts, so this is conservative).
   double cpu_s = 0;
+  context::phase_times pp_phase;  // of the last full prompt
   auto cpu_now = [] {
     timespec ts{};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -291,9 +292,11 @@ int run_model(const args& a) {
     batch.clear();
     for (int i = 0; i < n; ++i) batch.push_back({0, i, (i * 7919 + 13) % n_vocab, i + 1 == n});
     const double c0 = cpu_now();
+    c.reset_times();
     const auto t0 = clk::now();
     auto r = c.decode(batch);
     const double s = std::chrono::duration<double>(clk::now() - t0).count();
+    if (n == a.prompt) pp_phase = c.times();
     cpu_s = (cpu_now() - c0) / a.threads;
     if (!r) fmt::print(stderr, "decode: {}\n", r.error().message);
     else if (!std::isfinite(c.logits(batch.size() - 1)[0])) fmt::print(stderr, "non-finite logits\n");
@@ -335,6 +338,9 @@ int run_model(const args& a) {
              a.gen, g.median, g.min, g.max, limit, 100.0 * g.median / limit);
   fmt::print("CPU-time equivalent (process CPU time / threads): prompt {:.1f} tok/s, generate {:.2f} tok/s\n",
              pc.median, tc.median);
+  fmt::print("last prompt by phase (wall): matmul {:.0f}%, attention {:.0f}%, other {:.0f}% of {:.3f} s\n",
+             100 * pp_phase.matmul / pp_phase.total, 100 * pp_phase.attention / pp_phase.total,
+             100 * (pp_phase.total - pp_phase.matmul - pp_phase.attention) / pp_phase.total, pp_phase.total);
   return 0;
 }
 

@@ -69,9 +69,23 @@ const kernel_table& active() noexcept {
   return t;
 }
 
+const amx_ops* active_amx() noexcept {
+  static const amx_ops* t = [] () -> const amx_ops* {
+    if (active().id != isa::avx512) return nullptr;
+    if (const char* env = std::getenv("FASTPATH_AMX"); env && std::string_view(env) == "0") return nullptr;
+#if defined(__x86_64__)
+    if (amx_available()) return &amx_table();
+#endif
+    return nullptr;
+  }();
+  return t;
+}
+
 }  // namespace detail
 
-std::string_view kernels_isa() noexcept { return detail::isa_name(detail::active().id); }
+std::string_view kernels_isa() noexcept {
+  return detail::active_amx() ? std::string_view("avx512+amx") : detail::isa_name(detail::active().id);
+}
 
 // ---- matrix product -----------------------------------------------------------------------------
 namespace {
@@ -96,6 +110,12 @@ int64_t prefill_stride(quant::act_kind kind, int64_t cols, bool prefill) noexcep
   return prefill ? quant::act_row_bytes(quant::act_kind::q8_32, cols) : quant::act_row_bytes(kind, cols);
 }
 
+const detail::amx_ops* use_amx(const weight_view& w, int n_tokens) noexcept {
+  const auto* ax = detail::active_amx();
+  return ax && n_tokens >= detail::amx_min_tokens && ax->supported(w.type, w.cols) ? ax : nullptr;
+}
+int amx_pad(int n_tokens) noexcept { return (n_tokens + 15) / 16 * 16; }
+
 int64_t weight_stride(const weight_view& w) noexcept {
   return w.row_stride ? w.row_stride : type_row_bytes(w.type, w.cols);
 }
@@ -113,6 +133,13 @@ void matmul_rows(const weight_view& w, const float* x, int64_t ldx, float* y, in
                  int n_tokens, int64_t row_begin, int64_t row_end) noexcept {
   const auto& k = detail::active();
   const auto kind = quant::act_kind_for(w.type);
+  if (const auto* ax = use_amx(w, n_tokens)) {
+    const int n_pad = amx_pad(n_tokens);
+    auto* act = reinterpret_cast<uint16_t*>(t_scratch.get(static_cast<size_t>(n_pad) * static_cast<size_t>(w.cols) * 2));
+    ax->act(x, ldx, n_tokens, w.cols, n_pad, 0, n_pad, act);
+    ax->gemm(w, act, n_pad, n_tokens, y, ldy, row_begin, row_end);
+    return;
+  }
   if (kind == quant::act_kind::none) {
     k.gemm(w, x, ldx, n_tokens, y, ldy, row_begin, row_end);
     return;
@@ -141,6 +168,24 @@ void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t
     matmul_rows(w, x, ldx, y, ldy, n_tokens, 0, w.rows);
     return;
   }
+  const int64_t chunk = chunk_rows(w.rows, nt);
+  const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  if (const auto* ax = use_amx(w, n_tokens)) {
+    // BF16 activations once (16-token blocks split across the threads), then row chunks.
+    const int n_pad = amx_pad(n_tokens);
+    auto* abuf = reinterpret_cast<uint16_t*>(t_scratch.get(static_cast<size_t>(n_pad) * static_cast<size_t>(w.cols) * 2));
+    pool.run([&](int ti, int n) {
+      for (int tb = ti * 16; tb < n_pad; tb += n * 16) ax->act(x, ldx, n_tokens, w.cols, n_pad, tb, tb + 16, abuf);
+      pool.barrier();
+      for (;;) {
+        const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= n_chunks) break;
+        ax->gemm(w, abuf, n_pad, n_tokens, y, ldy, c * chunk, std::min(w.rows, c * chunk + chunk));
+      }
+    });
+    return;
+  }
   const auto& k = detail::active();
   const auto kind = quant::act_kind_for(w.type);
   const void* act = x;
@@ -152,9 +197,6 @@ void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t
     qbuf = t_scratch.get(static_cast<size_t>(act_stride * n_tokens));
     act = qbuf;
   }
-  const int64_t chunk = chunk_rows(w.rows, nt);
-  const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
-  std::atomic<int64_t> next{0};
   pool.run([&](int ti, int n) {
     if (qbuf) {  // quantise the activations once, split by token, then everyone reads them
       uint8_t* tmp = prefill ? t_prefill_row.get(static_cast<size_t>(quant::act_row_bytes(kind, w.cols))) : nullptr;

@@ -42,6 +42,25 @@ struct kernel_table {
 };
 inline constexpr int prefill_min_tokens = 16;
 
+// AMX prefill path (kernels_amx.cpp): BF16 tiles, weights dequantised per 32-row panel.
+// act: token blocks [tb0, tb1) (multiples of 16) of x -> BF16 pairs [cols/2][n_pad][2];
+// gemm: rows [r0, r1) of y for n_tokens tokens from that buffer (n_pad = n_tokens rounded up to 16).
+struct amx_ops {
+  bool (*supported)(ggml_type wt, int64_t cols);
+  void (*act)(const float* x, int64_t ldx, int n_tokens, int64_t cols, int n_pad, int tb0, int tb1,
+              uint16_t* dst);
+  void (*gemm)(const weight_view& w, const uint16_t* act, int n_pad, int n_tokens, float* y,
+               int64_t ldy, int64_t r0, int64_t r1);
+};
+inline constexpr int amx_min_tokens = 16;
+// cpuid has AMX-TILE, AMX-BF16 and AVX512-BF16 and the OS granted the tile-data permission
+// (asked once, on the first call).
+bool amx_available() noexcept;
+const amx_ops& amx_table() noexcept;  // only call if amx_available()
+// The AMX path the matrix product uses: nullptr unless amx_available(), the active table is
+// avx512 and FASTPATH_AMX is not "0" (read once).
+const amx_ops* active_amx() noexcept;
+
 const kernel_table& table_scalar() noexcept;
 const kernel_table& table_avx2() noexcept;    // only call if isa_supported(isa::avx2)
 const kernel_table& table_avx512() noexcept;  // only call if isa_supported(isa::avx512)

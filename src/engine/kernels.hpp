@@ -111,7 +111,8 @@ struct rope_params {
 };
 void rope(float* x, int n_heads, int head_dim, int64_t pos, const rope_params& p) noexcept;
 
-// Name of the instruction set the dispatcher picked: "scalar", "avx2", "avx512".
+// Name of the instruction set the dispatcher picked: "scalar", "avx2", "avx512" or "avx512+amx"
+// (AMX BF16 tiles for matrix products of >= 16 tokens; FASTPATH_AMX=0 turns them off).
 std::string_view kernels_isa() noexcept;
 
 }  // namespace fp::engine

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -340,12 +341,18 @@ result<void> context::decode(std::span<const batch_entry> batch) {
   rp.mode = hp.rope;
 
   thread_pool& pool = *pool_;
+  using pclock = std::chrono::steady_clock;
+  const auto t_start = pclock::now();
+  double t_mm = 0, t_att = 0;
+  auto since = [](pclock::time_point t0) { return std::chrono::duration<double>(pclock::now() - t0).count(); };
   for (int l = 0; l < hp.n_layer; ++l) {
     const layer_weights& L = model_->layer(l);
     for (int i = 0; i < n; ++i) rmsnorm(x + i * D, L.attn_norm, xb + i * D, D, hp.rms_eps);
+    auto t0 = pclock::now();
     matmul(L.wq, xb, D, q_.data(), QD, n, pool);
     matmul(L.wk, xb, D, k_.data(), KVD, n, pool);
     matmul(L.wv, xb, D, v_.data(), KVD, n, pool);
+    t_mm += since(t0);
     for (int i = 0; i < n; ++i) {
       float* qi = q_.data() + i * QD;
       float* ki = k_.data() + i * KVD;
@@ -359,15 +366,23 @@ result<void> context::decode(std::span<const batch_entry> batch) {
       f32_to_f16_row(ki, kv_.k(l, e.seq, e.pos), KVD);
       f32_to_f16_row(vi, kv_.v(l, e.seq, e.pos), KVD);
     }
+    t0 = pclock::now();
     attention(l, batch);
+    t_att += since(t0);
+    t0 = pclock::now();
     matmul(L.wo, att_out_.data(), QD, xb, D, n, pool);
+    t_mm += since(t0);
     for (int i = 0; i < n; ++i) vec_add(x + i * D, xb + i * D, D);
 
     for (int i = 0; i < n; ++i) rmsnorm(x + i * D, L.ffn_norm, xb + i * D, D, hp.rms_eps);
+    t0 = pclock::now();
     matmul(L.w_gate, xb, D, hb_.data(), FF, n, pool);
     matmul(L.w_up, xb, D, hb2_.data(), FF, n, pool);
+    t_mm += since(t0);
     for (int i = 0; i < n; ++i) silu_mul(hb_.data() + i * FF, hb2_.data() + i * FF, hb_.data() + i * FF, FF);
+    t0 = pclock::now();
     matmul(L.w_down, hb_.data(), FF, xb, D, n, pool);
+    t_mm += since(t0);
     for (int i = 0; i < n; ++i) vec_add(x + i * D, xb + i * D, D);
   }
 
@@ -375,7 +390,12 @@ result<void> context::decode(std::span<const batch_entry> batch) {
   const int no = static_cast<int>(out_entries_.size());
   for (int j = 0; j < no; ++j)
     rmsnorm(x + out_entries_[static_cast<size_t>(j)] * D, model_->output_norm(), xb + j * D, D, hp.rms_eps);
+  auto t0 = pclock::now();
   if (no > 0) matmul(model_->output(), xb, D, logits_.data(), hp.n_vocab, no, pool);
+  t_mm += since(t0);
+  times_.matmul += t_mm;
+  times_.attention += t_att;
+  times_.total += since(t_start);
 
   for (const auto& s : spans) kv_.set_len(s.seq, s.last + 1);
   return {};

@@ -121,6 +121,14 @@ class context {
   const std::shared_ptr<const model>& model_ptr() const noexcept { return model_; }
   int n_threads() const noexcept;
 
+  // Wall-clock seconds spent by decode() since the last reset, by phase (for profiling: the
+  // bench prints them; two clock reads per phase and layer, negligible next to a forward pass).
+  struct phase_times {
+    double matmul = 0, attention = 0, total = 0;
+  };
+  const phase_times& times() const noexcept { return times_; }
+  void reset_times() noexcept { times_ = {}; }
+
  private:
   context(std::shared_ptr<const model> m, const context_params& p);
   void ensure_scratch(int n_tokens, int n_out);
@@ -139,6 +147,7 @@ class context {
     bool existed;
   };
   std::vector<seq_span> spans_;  // per decode(): the sequences of the batch
+  phase_times times_;
 };
 
 }  // namespace fp::engine

@@ -323,6 +323,49 @@ TEST(KernelsMatmul, PrefillPathMatchesScalar) {
   if (!any) GTEST_SKIP() << "no variant with a prefill path on this CPU";
 }
 
+// AMX BF16 tiles (only where the CPU and OS allow them): against an F32 product of the
+// dequantised weights in double, |d| <= 0.01 * sum |w x| + 1e-6 (BF16 keeps 8 significant bits of
+// both operands: 2 x 2^-9 relative per product, summed in F32). Odd row counts (a panel of 32
+// rows cut at 5 and at 21), token counts that are not multiples of 16 (padded tiles), strided x
+// and y, and the two row ranges matmul would give two threads.
+TEST(KernelsMatmul, AmxPathMatchesF32Reference) {
+  if (!detail::amx_available()) GTEST_SKIP() << "no AMX-BF16 (or no OS permission) on this machine";
+  const auto& ax = detail::amx_table();
+  EXPECT_FALSE(ax.supported(ggml_type::q6_k, 256));
+  EXPECT_FALSE(ax.supported(ggml_type::q4_k, 96));
+  struct shape { ggml_type t; int64_t cols; };
+  for (shape sh : {shape{ggml_type::q4_0, 96}, shape{ggml_type::q4_0, 1184}, shape{ggml_type::q8_0, 160},
+                   shape{ggml_type::q4_k, 768}}) {
+    ASSERT_TRUE(ax.supported(sh.t, sh.cols));
+    for (int64_t rows : {5, 37, 53}) {
+      const auto m = make_matrix(sh.t, rows, sh.cols, 101);
+      for (int n_tokens : {16, 23, 37}) {
+        const int64_t ldx = sh.cols + 3, ldy = rows + 2;
+        const auto x = random_floats(static_cast<size_t>(n_tokens * ldx), 102);
+        const int n_pad = (n_tokens + 15) / 16 * 16;
+        std::vector<uint16_t> act(static_cast<size_t>(n_pad * sh.cols), 0xffff);
+        for (int tb = 0; tb < n_pad; tb += 16) ax.act(x.data(), ldx, n_tokens, sh.cols, n_pad, tb, tb + 16, act.data());
+        std::vector<float> got(static_cast<size_t>(n_tokens * ldy), -7.0f);
+        const int64_t split = std::min<int64_t>(rows, 32);
+        ax.gemm(m.view(), act.data(), n_pad, n_tokens, got.data(), ldy, 0, split);
+        if (split < rows) ax.gemm(m.view(), act.data(), n_pad, n_tokens, got.data(), ldy, split, rows);
+        for (int t = 0; t < n_tokens; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double ref = 0, bound = 0;
+            for (int64_t c = 0; c < sh.cols; ++c) {
+              const double p = static_cast<double>(m.deq[static_cast<size_t>(r * sh.cols + c)]) * x[static_cast<size_t>(t * ldx + c)];
+              ref += p, bound += std::fabs(p);
+            }
+            ASSERT_NEAR(got[static_cast<size_t>(t * ldy + r)], ref, 0.01 * bound + 1e-6)
+                << type_name(sh.t) << " cols=" << sh.cols << " rows=" << rows << " n=" << n_tokens << " t=" << t << " r=" << r;
+          }
+          for (int64_t r = rows; r < ldy; ++r) ASSERT_EQ(got[static_cast<size_t>(t * ldy + r)], -7.0f);  // untouched
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsMatmul, ThreadedMatmulEqualsSingleThreadRows) {
   for (ggml_type t : {ggml_type::q4_0, ggml_type::q4_k, ggml_type::f16}) {
    for (int n_tokens : {6, 21}) {
@@ -471,7 +514,7 @@ TEST(KernelsThreadPool, RunsEveryIndexAndBarrierOrdersPhases) {
 
 TEST(KernelsDispatch, PicksASupportedIsa) {
   const auto name = kernels_isa();
-  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512");
+  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512+amx");
   EXPECT_TRUE(detail::isa_supported(detail::active().id));
 }
 
