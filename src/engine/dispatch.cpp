@@ -69,6 +69,11 @@ const kernel_table& active() noexcept {
   return t;
 }
 
+attn_group_fn active_attn() noexcept {
+  static const attn_group_fn f = active().id == isa::avx512 ? &attn_group_avx512 : &attn_group_ref;
+  return f;
+}
+
 const amx_ops* active_amx() noexcept {
   static const amx_ops* t = [] () -> const amx_ops* {
     if (active().id != isa::avx512) return nullptr;
@@ -255,6 +260,13 @@ float dot_f32_f16(const float* q, const uint16_t* k, int64_t n) noexcept {
 void axpy_f16(float a, const uint16_t* v, float* acc, int64_t n) noexcept {
   detail::active().axpy_f16(a, v, acc, n);
 }
+
+size_t attn_scratch_floats(int n_q, int n_pos, int head_dim) noexcept {
+  // scores, exp(m_prev - m), exp(s - m) per head and position, the sums, q rounded to F16
+  return 3 * static_cast<size_t>(n_q) * static_cast<size_t>(n_pos) +
+         static_cast<size_t>(n_q + 1) * (static_cast<size_t>(head_dim) + 16) + 32;
+}
+void attention_group(const attn_group_args& a) noexcept { detail::active_attn()(a); }
 
 void rope(float* x, int n_heads, int head_dim, int64_t pos, const rope_params& p) noexcept {
   const int n_rot = p.n_rot > 0 ? std::min(p.n_rot, head_dim) : head_dim;

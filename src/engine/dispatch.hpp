@@ -61,6 +61,13 @@ const amx_ops& amx_table() noexcept;  // only call if amx_available()
 // avx512 and FASTPATH_AMX is not "0" (read once).
 const amx_ops* active_amx() noexcept;
 
+// Grouped attention (kernels.hpp attention_group): the scalar reference, and the AVX-512 kernel
+// (head_dim a multiple of 16 up to 256; anything else falls back to the reference).
+void attn_group_ref(const attn_group_args& a) noexcept;
+void attn_group_avx512(const attn_group_args& a) noexcept;  // only if isa_supported(isa::avx512)
+using attn_group_fn = void (*)(const attn_group_args&) noexcept;
+attn_group_fn active_attn() noexcept;  // follows active(): the AVX-512 kernel iff it is avx512
+
 const kernel_table& table_scalar() noexcept;
 const kernel_table& table_avx2() noexcept;    // only call if isa_supported(isa::avx2)
 const kernel_table& table_avx512() noexcept;  // only call if isa_supported(isa::avx512)

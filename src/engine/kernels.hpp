@@ -96,6 +96,27 @@ float dot_f32_f16(const float* q, const uint16_t* k, int64_t n) noexcept;
 // acc[i] += a * v[i]
 void axpy_f16(float a, const uint16_t* v, float* acc, int64_t n) noexcept;
 
+// Attention of the n_q query heads that share one KV head (a GQA group) over positions [p0, p1]
+// of one sequence in a paged F16 cache, with llama.cpp's CPU flash-attention numerics: q rounded
+// to F16 before the K dot products, scores scaled, an online softmax whose V accumulator is rounded
+// to F16 after every position (out = acc / sum). Position p's K row of this head is
+// k_blocks[p / block_tokens] + (p % block_tokens) * row_stride + head_offset (V likewise).
+struct attn_group_args {
+  const float* q = nullptr;  // n_q heads of head_dim floats, consecutive
+  int n_q = 1, head_dim = 0;
+  const uint16_t* const* k_blocks = nullptr;
+  const uint16_t* const* v_blocks = nullptr;
+  int block_tokens = 16;
+  int64_t row_stride = 0;   // elements between consecutive tokens of a block (the cache's kv_dim)
+  int64_t head_offset = 0;  // elements: this KV head's first element in a token row
+  int p0 = 0, p1 = 0;       // inclusive
+  float scale = 1.0f;
+  float* out = nullptr;      // n_q x head_dim
+  float* scratch = nullptr;  // attn_scratch_floats(n_q, p1 - p0 + 1, head_dim) floats
+};
+size_t attn_scratch_floats(int n_q, int n_pos, int head_dim) noexcept;
+void attention_group(const attn_group_args& a) noexcept;
+
 // RoPE, in place, over n_heads heads of head_dim floats each (contiguous), at position pos.
 // Only the first n_rot dims of each head rotate (n_rot even, <= head_dim).
 //   normal (llama):  pairs (x[2i], x[2i+1])

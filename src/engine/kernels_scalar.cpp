@@ -222,6 +222,54 @@ void axpy_f16(float a, const uint16_t* v, float* acc, int64_t n) {
 
 }  // namespace
 
+namespace {
+// F16 rounding in plain float arithmetic (Veltkamp split with 2^13+1): identical to a hardware
+// F16 round trip for values in F16's normal range. This file is compiled for the baseline ISA,
+// so nothing contracts the three operations into an FMA.
+inline float round_to_f16(float x) noexcept {
+  const float t = x * 8193.0f;
+  return t - (t - x);
+}
+}  // namespace
+
+// The reference of attention_group: per head, scores first, then the online softmax over V with
+// an F16 accumulator (ggml's CPU flash attention with an F16 cache).
+void attn_group_ref(const attn_group_args& a) noexcept {
+  const int hd = a.head_dim, np = a.p1 - a.p0 + 1;
+  float* sc = a.scratch;
+  float* qr = sc + np;
+  float* acc = qr + hd;
+  for (int h = 0; h < a.n_q; ++h) {
+    const float* q = a.q + static_cast<size_t>(h) * hd;
+    for (int d = 0; d < hd; ++d) qr[d] = round_to_f16(q[d]);
+    for (int p = a.p0; p <= a.p1; ++p) {
+      const uint16_t* kp = a.k_blocks[p / a.block_tokens] + (p % a.block_tokens) * a.row_stride + a.head_offset;
+      float s = 0;
+      for (int d = 0; d < hd; ++d) s += qr[d] * f16f(kp[d]);
+      sc[p - a.p0] = s * a.scale;
+    }
+    float m = -INFINITY, sum = 0.0f;
+    std::fill(acc, acc + hd, 0.0f);
+    for (int p = a.p0; p <= a.p1; ++p) {
+      const float s = sc[p - a.p0];
+      float ms = 1.0f, vs = 1.0f;
+      if (s > m) {
+        ms = std::exp(m - s);
+        m = s;
+        for (int d = 0; d < hd; ++d) acc[d] = round_to_f16(acc[d] * ms);
+      } else {
+        vs = std::exp(s - m);
+      }
+      const uint16_t* vp = a.v_blocks[p / a.block_tokens] + (p % a.block_tokens) * a.row_stride + a.head_offset;
+      for (int d = 0; d < hd; ++d) acc[d] = round_to_f16(acc[d] + f16f(vp[d]) * vs);
+      sum = sum * ms + vs;
+    }
+    const float inv = 1.0f / sum;
+    float* out = a.out + static_cast<size_t>(h) * hd;
+    for (int d = 0; d < hd; ++d) out[d] = acc[d] * inv;
+  }
+}
+
 const kernel_table& table_scalar() noexcept {
   static const kernel_table t{isa::scalar, quantize_act, gemm, f16_to_f32_row, f32_to_f16_row,
                               rmsnorm, softmax, silu_mul, dot_f32, dot_f32_f16, axpy_f16};

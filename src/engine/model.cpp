@@ -26,15 +26,6 @@ namespace {
 
 error bad(std::string msg) { return make_error(errc::corrupt_data, "model: " + std::move(msg)); }
 
-// x rounded to the nearest F16 value (11 significant bits, ties to even) without leaving float:
-// Veltkamp splitting. Exact for the F16 normal range (checked against a hardware F16 round trip
-// on 6M values incl. ties); in the subnormal range it keeps a little more precision. Plain float
-// arithmetic, so the loops using it vectorise at the baseline ISA (no -ffast-math in this build).
-inline float round_to_f16(float x) noexcept {
-  const float t = x * 8193.0f;  // 2^13 + 1
-  return t - (t - x);
-}
-
 // An integer hyper-parameter in [lo, hi]; `def` if absent and def >= 0.
 result<int> hp_int(const gguf::file& f, const std::string& key, int64_t lo, int64_t hi, int64_t def = -1) {
   auto v = def >= 0 ? f.get_int_or(key, def) : f.get_int(key);
@@ -248,7 +239,7 @@ void context::ensure_scratch(int n, int n_out) {
     scratch_out_ = n_out;
   }
   size_t sc = static_cast<size_t>(pool_->size()) *
-              (static_cast<size_t>(params_.kv_tokens + 1) + 3 * static_cast<size_t>(hp.head_dim));
+              attn_scratch_floats(hp.n_head / hp.n_head_kv, params_.kv_tokens + 1, hp.head_dim);
   if (scores_.size() < sc) scores_.resize(sc);
 }
 
@@ -402,64 +393,56 @@ result<void> context::decode(std::span<const batch_entry> batch) {
 }
 
 // Causal attention of every batch entry over its own sequence's cache, positions
-// [max(0, pos - window + 1), pos]. Work items are (entry, head) pairs split across the pool.
+// [max(0, pos - window + 1), pos]. Work items are (entry, KV head) pairs split across the pool;
+// each runs attention_group for the query heads sharing that KV head (GQA), so one K/V row is
+// read and converted once per group instead of once per query head.
 //
 // Numerics follow ggml's CPU flash-attention path with an F16 cache (what llama.cpp runs by
 // default), so logits agree with llama.cpp to ~1e-3 instead of ~1e-2: q is rounded to F16 before
 // the K dot products, and the V accumulator is an online softmax whose running sum is rounded to
-// F16 after every position.
+// F16 after every position (see attention_group in kernels.hpp).
 void context::attention(int layer, std::span<const batch_entry> batch) {
   const auto& hp = model_->hp();
   const int n = static_cast<int>(batch.size());
   const int hd = hp.head_dim, QD = hp.q_dim();
   const int group = hp.n_head / hp.n_head_kv;
-  const int bt = kv_.block_tokens();
-  const int kvd = kv_.kv_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t items = static_cast<int64_t>(n) * hp.n_head;
-  const size_t score_stride = static_cast<size_t>(params_.kv_tokens + 1) + 3 * static_cast<size_t>(hd);
+  // Block pointers of this layer, per sequence of the batch.
+  attn_ptrs_.clear();
+  attn_first_.clear();
+  for (const auto& sp : spans_) {
+    attn_first_.push_back(attn_ptrs_.size());
+    const auto& table = kv_.blocks(sp.seq);
+    for (int32_t b : table) attn_ptrs_.push_back(kv_.block_k(b, layer));
+    for (int32_t b : table) attn_ptrs_.push_back(kv_.block_v(b, layer));
+  }
+  const int64_t items = static_cast<int64_t>(n) * hp.n_head_kv;
+  const size_t score_stride = attn_scratch_floats(group, params_.kv_tokens + 1, hd);
   std::atomic<int64_t> next{0};
   auto work = [&](int ti, int) {
-    float* sc = scores_.data() + static_cast<size_t>(ti) * score_stride;
-    float* qr = sc + params_.kv_tokens + 1;  // q rounded to f16 values
-    float* acc = qr + hd;
-    float* vrow = acc + hd;
+    attn_group_args a;
+    a.n_q = group;
+    a.head_dim = hd;
+    a.block_tokens = kv_.block_tokens();
+    a.row_stride = kv_.kv_dim();
+    a.scale = scale;
+    a.scratch = scores_.data() + static_cast<size_t>(ti) * score_stride;
     for (;;) {
-      int64_t it = next.fetch_add(1, std::memory_order_relaxed);
+      const int64_t it = next.fetch_add(1, std::memory_order_relaxed);
       if (it >= items) break;
-      const int i = static_cast<int>(it / hp.n_head), h = static_cast<int>(it % hp.n_head);
+      const int i = static_cast<int>(it / hp.n_head_kv), g = static_cast<int>(it % hp.n_head_kv);
       const auto& e = batch[static_cast<size_t>(i)];
-      const float* q = q_.data() + static_cast<size_t>(i) * QD + static_cast<size_t>(h) * hd;
-      float* out = att_out_.data() + static_cast<size_t>(i) * QD + static_cast<size_t>(h) * hd;
-      const size_t koff = static_cast<size_t>(h / group) * static_cast<size_t>(hd);
-      const auto& table = kv_.blocks(e.seq);
-      const int start = hp.sliding_window > 0 ? std::max(0, e.pos - hp.sliding_window + 1) : 0;
-      for (int d = 0; d < hd; ++d) qr[d] = round_to_f16(q[d]);
-      for (int p = start; p <= e.pos; ++p) {
-        const uint16_t* kp = kv_.block_k(table[static_cast<size_t>(p / bt)], layer) +
-                             static_cast<size_t>(p % bt) * kvd + koff;
-        sc[p - start] = dot_f32_f16(qr, kp, hd) * scale;
-      }
-      float m = -INFINITY, sum = 0.0f;
-      std::fill(acc, acc + hd, 0.0f);
-      for (int p = start; p <= e.pos; ++p) {
-        const float s = sc[p - start];
-        float ms = 1.0f, vs = 1.0f;
-        if (s > m) {
-          ms = std::exp(m - s);
-          m = s;
-          for (int d = 0; d < hd; ++d) acc[d] = round_to_f16(acc[d] * ms);
-        } else {
-          vs = std::exp(s - m);
-        }
-        const uint16_t* vp = kv_.block_v(table[static_cast<size_t>(p / bt)], layer) +
-                             static_cast<size_t>(p % bt) * kvd + koff;
-        f16_to_f32_row(vp, vrow, hd);
-        for (int d = 0; d < hd; ++d) acc[d] = round_to_f16(acc[d] + vrow[d] * vs);  // F16 accumulator
-        sum = sum * ms + vs;
-      }
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < hd; ++d) out[d] = acc[d] * inv;
+      size_t si = 0;
+      while (spans_[si].seq != e.seq) ++si;
+      const size_t nblocks = kv_.blocks(e.seq).size();
+      a.k_blocks = attn_ptrs_.data() + attn_first_[si];
+      a.v_blocks = a.k_blocks + nblocks;
+      a.q = q_.data() + static_cast<size_t>(i) * QD + static_cast<size_t>(g) * group * hd;
+      a.out = att_out_.data() + static_cast<size_t>(i) * QD + static_cast<size_t>(g) * group * hd;
+      a.head_offset = static_cast<int64_t>(g) * hd;
+      a.p0 = hp.sliding_window > 0 ? std::max(0, e.pos - hp.sliding_window + 1) : 0;
+      a.p1 = e.pos;
+      attention_group(a);
     }
   };
   if (pool_->size() == 1 || items < 4) {

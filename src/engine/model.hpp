@@ -147,6 +147,8 @@ class context {
     bool existed;
   };
   std::vector<seq_span> spans_;  // per decode(): the sequences of the batch
+  std::vector<const uint16_t*> attn_ptrs_;  // per layer: K then V block pointers of each span
+  std::vector<size_t> attn_first_;         // index into attn_ptrs_ per span
   phase_times times_;
 };
 

@@ -512,6 +512,63 @@ TEST(KernelsThreadPool, RunsEveryIndexAndBarrierOrdersPhases) {
   }
 }
 
+// Grouped attention: the AVX-512 kernel against the scalar reference on random paged caches:
+// head dims 64 and 128 (SIMD) and 24 (falls back), groups of 1, 3 and 4 heads, odd position
+// ranges that start inside a block (sliding window) and end mid-block, blocks out of order.
+// Tolerance |d| <= 2e-3 * max|V| + 1e-6: the scores differ only in summation order (~1e-6), but
+// the F16 accumulator can then round the other way (one F16 ulp, 2^-11 relative) at some
+// positions, and the exp polynomial is ~2 ulp from std::exp.
+TEST(KernelsAttention, GroupKernelMatchesScalarReference) {
+  if (!detail::isa_supported(isa::avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int hd : {64, 128, 24}) {
+    for (int nq : {1, 3, 4}) {
+      const int n_kv_heads = 2, bt = 16, n_blocks = 6;
+      const int64_t kvd = int64_t{n_kv_heads} * hd;
+      std::vector<uint16_t> k(static_cast<size_t>(n_blocks * bt * kvd)), v(k.size());
+      for (auto& x : k) x = f32_to_f16(nd(rng));
+      float vmax = 0;
+      for (auto& x : v) {
+        x = f32_to_f16(nd(rng));
+        vmax = std::max(vmax, std::fabs(f16_to_f32(x)));
+      }
+      std::vector<const uint16_t*> kb, vb;
+      for (int b : {3, 0, 5, 1, 4, 2}) {  // the sequence's block table, not in storage order
+        kb.push_back(k.data() + static_cast<size_t>(b) * bt * kvd);
+        vb.push_back(v.data() + static_cast<size_t>(b) * bt * kvd);
+      }
+      const auto q = random_floats(static_cast<size_t>(nq * hd), 6, 2.0f);
+      for (auto [p0, p1] : {std::pair{0, 0}, std::pair{0, 36}, std::pair{5, 94}, std::pair{17, 40}}) {
+        attn_group_args a;
+        a.q = q.data();
+        a.n_q = nq;
+        a.head_dim = hd;
+        a.k_blocks = kb.data();
+        a.v_blocks = vb.data();
+        a.block_tokens = bt;
+        a.row_stride = kvd;
+        a.head_offset = hd;  // the second KV head
+        a.p0 = p0, a.p1 = p1;
+        a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        std::vector<float> scratch(attn_scratch_floats(nq, p1 - p0 + 1, hd), NAN);
+        std::vector<float> ref(static_cast<size_t>(nq * hd)), got(ref.size(), NAN);
+        a.scratch = scratch.data();
+        a.out = ref.data();
+        detail::attn_group_ref(a);
+        a.out = got.data();
+        detail::attn_group_avx512(a);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(got[i], ref[i], 2e-3f * vmax + 1e-6f) << "hd=" << hd << " nq=" << nq << " p0=" << p0 << " p1=" << p1 << " i=" << i;
+        if (p1 == p0) {  // one position: softmax weight 1, out = V row (rounded to F16)
+          for (int d = 0; d < hd; ++d)
+            ASSERT_EQ(ref[static_cast<size_t>(d)], f16_to_f32(vb[0][hd + d]));
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsDispatch, PicksASupportedIsa) {
   const auto name = kernels_isa();
   EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512+amx");
