@@ -105,6 +105,7 @@ stats measure_bandwidth(thread_pool& pool, size_t mib, int reps) {
 struct args {
   std::string mode, model;
   int gen = 128;
+  int batch = 256;
   int threads = 2;
   size_t mib = 1024;
   ggml_type type = ggml_type::q4_0;
@@ -344,13 +345,74 @@ int run_model(const args& a) {
   return 0;
 }
 
+// kB value of a /proc/self/status line ("VmHWM", "VmRSS"), or -1.
+long status_kb(const char* key) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0 && line[n] == ':') v = std::atol(line + n + 1);
+  std::fclose(f);
+  return v;
+}
+
+// Peak memory of one generation, the way `fastpath generate` runs it (prompt in batches of
+// --batch tokens, then --gen single-token steps), against the formula file + KV + constant.
+// No bandwidth buffer in this mode: it would be the peak.
+int run_memory(const args& a) {
+  const long base_kb = status_kb("VmRSS");
+  auto m = model::load(a.model);
+  if (!m) {
+    fmt::print(stderr, "engine_bench: {}\n", m.error().message);
+    return 1;
+  }
+  context_params cp;
+  cp.n_threads = a.threads;
+  cp.kv_tokens = a.prompt + a.gen;
+  auto ctx = context::create(*m, cp);
+  if (!ctx) return 1;
+  auto& c = **ctx;
+  const int n_vocab = (*m)->hp().n_vocab;
+  std::vector<batch_entry> batch;
+  for (int p0 = 0; p0 < a.prompt; p0 += a.batch) {
+    batch.clear();
+    const int n = std::min(a.batch, a.prompt - p0);
+    for (int i = 0; i < n; ++i) batch.push_back({0, p0 + i, ((p0 + i) * 7919 + 13) % n_vocab, p0 + i + 1 == a.prompt});
+    if (!c.decode(batch)) return 1;
+  }
+  const double after_prompt = static_cast<double>(status_kb("VmHWM"));
+  for (int i = 0; i < a.gen; ++i) {
+    const batch_entry e{0, a.prompt + i, (i * 31 + 5) % n_vocab, true};
+    if (!c.decode({&e, 1})) return 1;
+  }
+  const double mib = 1024.0 * 1024.0;
+  const double peak = static_cast<double>(status_kb("VmHWM")) * 1024.0;
+  const double file = static_cast<double>((*m)->file().bytes().size());
+  const double kv_cap = static_cast<double>(c.kv().bytes_total());
+  const double kv_used = static_cast<double>(c.kv().block_bytes()) *
+                         static_cast<double>(c.kv().blocks_total() - c.kv().blocks_free());
+  const double bound = static_cast<double>(context::scratch_bound((*m)->hp(), a.threads, cp.kv_tokens, a.batch, 1));
+  const double base = static_cast<double>(base_kb) * 1024.0;
+  fmt::print("model: {} ({}), kernels: {}, threads: {}, prompt {} in batches of {}, gen {}\n", a.model,
+             (*m)->describe(), kernels_isa(), a.threads, a.prompt, a.batch, a.gen);
+  fmt::print("peak RSS {:.1f} MiB = file {:.1f} + KV used {:.1f} (capacity {:.1f}) + rest {:.1f} MiB\n", peak / mib,
+             file / mib, kv_used / mib, kv_cap / mib, (peak - file - kv_used) / mib);
+  fmt::print("peak after the prompt {:.1f} MiB\n", after_prompt / 1024.0);
+  fmt::print("rest = process baseline before loading {:.1f} MiB + {:.1f} MiB; scratch bound (formula) {:.1f} MiB\n",
+             base / mib, (peak - file - kv_used - base) / mib, bound / mib);
+  return 0;
+}
+
 int usage() {
   fmt::print(stderr,
              "usage: engine_bench bandwidth [-t N] [--mib N] [--reps N]\n"
              "       engine_bench matmul [-t N] [--type Q4_0|Q4_K|Q8_0|F16|...] [--dim N --ff N --kv N\n"
              "                           --layers N --vocab N] [--prompt N] [--reps N] [--mib N]\n"
              "       engine_bench kernel [--type T] [--dim N --ff N] [--prompt N] [--reps N]\n"
-             "       engine_bench model -m FILE [-t N] [--prompt 512] [--gen 128] [--reps 3] [--mib 1024]\n");
+             "       engine_bench model -m FILE [-t N] [--prompt 512] [--gen 128] [--reps 3] [--mib 1024]\n"
+             "       engine_bench memory -m FILE [-t N] [--prompt 512] [--batch 256] [--gen 128]\n");
   return 2;
 }
 
@@ -377,6 +439,7 @@ int main(int argc, char** argv) {
     else if (k == "--reps") a.reps = std::max(1, std::atoi(v.c_str()));
     else if (k == "-m" || k == "--model") a.model = v;
     else if (k == "--gen") a.gen = std::atoi(v.c_str());
+    else if (k == "--batch") a.batch = std::max(1, std::atoi(v.c_str()));
     else return usage();
   }
   if (a.mode == "bandwidth") {
@@ -389,5 +452,6 @@ int main(int argc, char** argv) {
   if (a.mode == "matmul") return run_matmul(a);
   if (a.mode == "kernel") return run_kernel(a);
   if (a.mode == "model") return run_model(a);
+  if (a.mode == "memory") return run_memory(a);
   return usage();
 }

@@ -226,6 +226,18 @@ void matmul(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t
   });
 }
 
+size_t matmul_scratch_bound(int64_t max_cols, int max_tokens, int n_threads) noexcept {
+  const auto cols = static_cast<size_t>(max_cols);
+  const auto pad = static_cast<size_t>((max_tokens + 15) / 16 * 16);
+  // calling thread: BF16 activations (AMX, 2 bytes/element) or 8-bit rows (<= 1.25 bytes/element
+  // + 64-byte alignment), one natural-layout row for the prefill re-layout
+  const size_t act = std::max(pad * cols * 2, static_cast<size_t>(max_tokens) * (cols * 5 / 4 + 128)) + cols * 2 + 256;
+  // per computing thread: AMX panels (<= max(1 MiB, 32 rows) + 4 KiB of C tiles) or the VNNI
+  // prefill's repacked 16-row block with its scales (16 x cols x (1 + 8/32) bytes)
+  const size_t panel = std::max<size_t>(std::max<size_t>(size_t{1} << 20, 32 * cols * 2) + 4096, 16 * cols * 5 / 4 + 64);
+  return act + static_cast<size_t>(n_threads) * panel;
+}
+
 void get_row(const weight_view& w, int64_t row, float* dst) noexcept {
   const auto* p = static_cast<const uint8_t*>(w.data) + row * weight_stride(w);
   dequantize_row(w.type, p, dst, w.cols);

@@ -69,6 +69,11 @@ inline void matmul(const weight_view& w, const float* x, float* y, int n_tokens,
                    thread_pool& pool) noexcept {
   matmul(w, x, w.cols, y, w.rows, n_tokens, pool);
 }
+// Upper bound of the scratch matmul keeps (thread-local, grown once, never shrunk) for products
+// of up to max_tokens tokens into matrices of at most max_cols columns: the calling thread's
+// activation buffer plus every computing thread's weight panel. Part of the engine's documented
+// memory constant (docs/design/engine.md, Memory).
+size_t matmul_scratch_bound(int64_t max_cols, int max_tokens, int n_threads) noexcept;
 // Single-threaded row range [row_begin, row_end) of the same product (for callers that split
 // work themselves, e.g. several small matrices in one parallel region). Same conventions.
 void matmul_rows(const weight_view& w, const float* x, int64_t ldx, float* y, int64_t ldy,

@@ -243,6 +243,20 @@ void context::ensure_scratch(int n, int n_out) {
   if (scores_.size() < sc) scores_.resize(sc);
 }
 
+size_t context::scratch_bound(const hparams& hp, int n_threads, int kv_tokens, int max_batch,
+                              int max_logits) noexcept {
+  const auto B = static_cast<size_t>(max_batch);
+  const auto D = static_cast<size_t>(hp.n_embd), QD = static_cast<size_t>(hp.q_dim()),
+             KVD = static_cast<size_t>(hp.kv_dim()), FF = static_cast<size_t>(hp.n_ff);
+  // x_, xb_, q_, k_, v_, att_out_, hb_, hb2_ (see ensure_scratch)
+  const size_t acts = 4 * B * (D + std::max(D, QD) + QD + 2 * KVD + QD + 2 * FF);
+  const size_t logits = 4 * static_cast<size_t>(max_logits) * static_cast<size_t>(hp.n_vocab);
+  const size_t scores = 4 * static_cast<size_t>(n_threads) *
+                        attn_scratch_floats(hp.n_head / hp.n_head_kv, kv_tokens + 1, hp.head_dim);
+  const int64_t max_cols = std::max<int64_t>({hp.n_embd, hp.q_dim(), hp.n_ff});
+  return acts + logits + scores + matmul_scratch_bound(max_cols, max_batch, n_threads);
+}
+
 std::span<const float> context::logits(size_t entry) const noexcept {
   if (entry >= logit_row_.size() || logit_row_[entry] < 0) return {};
   size_t nv = static_cast<size_t>(model_->hp().n_vocab);

@@ -121,6 +121,14 @@ class context {
   const std::shared_ptr<const model>& model_ptr() const noexcept { return model_; }
   int n_threads() const noexcept;
 
+  // Upper bound of the memory this context adds beyond the mapped model file and the KV cache
+  // (kv().bytes_total()), for batches of at most max_batch tokens of which at most max_logits ask
+  // for logits: activations, logits, attention scratch, the kernels' scratch. With the process
+  // baseline (binary, libraries, vocabulary) this is the "small constant" of the memory formula
+  // peak RSS <= file + KV + constant (docs/design/engine.md, Memory).
+  static size_t scratch_bound(const hparams& hp, int n_threads, int kv_tokens, int max_batch,
+                              int max_logits) noexcept;
+
   // Wall-clock seconds spent by decode() since the last reset, by phase (for profiling: the
   // bench prints them; two clock reads per phase and layer, negligible next to a forward pass).
   struct phase_times {
