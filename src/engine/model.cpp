@@ -24,6 +24,25 @@ std::string_view arch_name(arch a) noexcept {
 
 namespace {
 
+// f(i) for every token i of a batch: inline for small batches, else spread over the pool (the
+// per-token work between the matrix products -- norms, RoPE, SwiGLU, residuals -- was ~10% of a
+// 512-token prefill on one thread while the other waited).
+template <class F>
+void per_token(thread_pool& pool, int n, F&& f) {
+  if (n < 16 || pool.size() == 1) {
+    for (int i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::atomic<int> next{0};
+  pool.run([&](int, int) {
+    for (;;) {
+      const int i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n) break;
+      f(i);
+    }
+  });
+}
+
 error bad(std::string msg) { return make_error(errc::corrupt_data, "model: " + std::move(msg)); }
 
 // An integer hyper-parameter in [lo, hi]; `def` if absent and def >= 0.
@@ -352,13 +371,13 @@ result<void> context::decode(std::span<const batch_entry> batch) {
   auto since = [](pclock::time_point t0) { return std::chrono::duration<double>(pclock::now() - t0).count(); };
   for (int l = 0; l < hp.n_layer; ++l) {
     const layer_weights& L = model_->layer(l);
-    for (int i = 0; i < n; ++i) rmsnorm(x + i * D, L.attn_norm, xb + i * D, D, hp.rms_eps);
+    per_token(pool, n, [&](int i) { rmsnorm(x + i * D, L.attn_norm, xb + i * D, D, hp.rms_eps); });
     auto t0 = pclock::now();
     matmul(L.wq, xb, D, q_.data(), QD, n, pool);
     matmul(L.wk, xb, D, k_.data(), KVD, n, pool);
     matmul(L.wv, xb, D, v_.data(), KVD, n, pool);
     t_mm += since(t0);
-    for (int i = 0; i < n; ++i) {
+    per_token(pool, n, [&](int i) {  // distinct (seq, pos) per entry: disjoint cache rows
       float* qi = q_.data() + i * QD;
       float* ki = k_.data() + i * KVD;
       float* vi = v_.data() + i * KVD;
@@ -370,25 +389,26 @@ result<void> context::decode(std::span<const batch_entry> batch) {
       rope(ki, hp.n_head_kv, hp.head_dim, e.pos, rp);
       f32_to_f16_row(ki, kv_.k(l, e.seq, e.pos), KVD);
       f32_to_f16_row(vi, kv_.v(l, e.seq, e.pos), KVD);
-    }
+    });
     t0 = pclock::now();
     attention(l, batch);
     t_att += since(t0);
     t0 = pclock::now();
     matmul(L.wo, att_out_.data(), QD, xb, D, n, pool);
     t_mm += since(t0);
-    for (int i = 0; i < n; ++i) vec_add(x + i * D, xb + i * D, D);
-
-    for (int i = 0; i < n; ++i) rmsnorm(x + i * D, L.ffn_norm, xb + i * D, D, hp.rms_eps);
+    per_token(pool, n, [&](int i) {
+      vec_add(x + i * D, xb + i * D, D);
+      rmsnorm(x + i * D, L.ffn_norm, xb + i * D, D, hp.rms_eps);
+    });
     t0 = pclock::now();
     matmul(L.w_gate, xb, D, hb_.data(), FF, n, pool);
     matmul(L.w_up, xb, D, hb2_.data(), FF, n, pool);
     t_mm += since(t0);
-    for (int i = 0; i < n; ++i) silu_mul(hb_.data() + i * FF, hb2_.data() + i * FF, hb_.data() + i * FF, FF);
+    per_token(pool, n, [&](int i) { silu_mul(hb_.data() + i * FF, hb2_.data() + i * FF, hb_.data() + i * FF, FF); });
     t0 = pclock::now();
     matmul(L.w_down, hb_.data(), FF, xb, D, n, pool);
     t_mm += since(t0);
-    for (int i = 0; i < n; ++i) vec_add(x + i * D, xb + i * D, D);
+    per_token(pool, n, [&](int i) { vec_add(x + i * D, xb + i * D, D); });
   }
 
   // Output only for the entries that asked for logits, packed.
