@@ -29,7 +29,10 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <memory>
 #include <vector>
+
+#include "../fakes/process.hpp"
 
 namespace fp::test {
 
@@ -53,47 +56,23 @@ inline const char* fastpath_binary() {
   return e && *e ? e : FASTPATH_BINARY;
 }
 
-// `fastpath mock --port 0 ...` as a child; the port comes from its first stdout line.
+// `fastpath mock --port 0 ...` as a child (tests/fakes/process.hpp); the port comes from its
+// first stdout line.
 class mock_process {
  public:
   mock_process(const std::string& profile, const std::string& format) {
     const char* bin = fastpath_binary();
     if (!std::filesystem::exists(bin)) return;
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test
-      dup2(fds[1], 1);
-      close(fds[0]);
-      close(fds[1]);
-      execl(bin, bin, "mock", "--host", "127.0.0.1", "--port", "0", "--profile",
-            profile.c_str(), "--format", format.c_str(), "--threads", "1", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[1]);
-    out_ = fdopen(fds[0], "r");
-    char line[256];
-    if (out_ && std::fgets(line, sizeof line, out_)) {
-      std::string_view l(line);
-      auto colon = l.rfind(':');
-      if (l.starts_with("listening ") && colon != std::string_view::npos) port_ = static_cast<uint16_t>(std::atoi(line + colon + 1));
-    }
-  }
-  ~mock_process() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int st = 0;
-      waitpid(pid_, &st, 0);
-    }
-    if (out_) std::fclose(out_);
+    p_ = std::make_unique<child_process>(
+        bin, std::vector<std::string>{"mock", "--host", "127.0.0.1", "--port", "0", "--profile", profile, "--format",
+                                      format, "--threads", "1"});
+    port_ = p_->wait_for_port(1);
   }
   uint16_t port() const { return port_; }
   bool ok() const { return port_ != 0; }
 
  private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
+  std::unique_ptr<child_process> p_;
   uint16_t port_ = 0;
 };
 

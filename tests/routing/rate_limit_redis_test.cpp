@@ -21,54 +21,6 @@ std::string read_file(const std::string& p) {
   return s;
 }
 
-// `fastpath <args>` as a child; `port_from_stderr` waits for "listening on http://HOST:PORT".
-class child {
- public:
-  explicit child(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], 2);
-      int devnull = open("/dev/null", O_WRONLY);
-      if (devnull >= 0) dup2(devnull, 1);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(FASTPATH_BINARY));
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(FASTPATH_BINARY, argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    err_ = fdopen(fds[0], "r");
-  }
-  ~child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int st = 0;
-      waitpid(pid_, &st, 0);
-    }
-    if (err_) std::fclose(err_);
-  }
-  uint16_t port_from_stderr() {
-    char line[1024];
-    for (int i = 0; i < 200 && err_ && std::fgets(line, sizeof line, err_); ++i) {
-      std::string_view l(line);
-      auto p = l.find("listening on http://");
-      if (p == std::string_view::npos) continue;
-      auto c = l.find(':', p + 20);
-      if (c != std::string_view::npos) return static_cast<uint16_t>(std::atoi(line + c + 1));
-    }
-    return 0;
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* err_ = nullptr;
-};
-
 TEST(RoutingRedis, RateLimitsHoldAcrossTwoGatewayProcesses) {
   std::string dir = FASTPATH_REDIS_FIXTURE_DIR;
   std::string url = read_file(dir + "/url");
@@ -98,10 +50,10 @@ routing:
 )",
                      mock.port(), url);
   }
-  child a({"serve", "--config", cfg_path});
-  child b({"serve", "--config", cfg_path});
-  uint16_t pa = a.port_from_stderr();
-  uint16_t pb = b.port_from_stderr();
+  child_process a(fastpath_binary(), {"serve", "--config", cfg_path}, child_process::stream::err);
+  child_process b(fastpath_binary(), {"serve", "--config", cfg_path}, child_process::stream::err);
+  uint16_t pa = a.wait_for_port();
+  uint16_t pb = b.wait_for_port();
   std::remove(cfg_path.c_str());
   ASSERT_NE(pa, 0);
   ASSERT_NE(pb, 0);
