@@ -19,6 +19,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <thread>
 
@@ -519,6 +521,70 @@ asio::awaitable<bool> write_simple(tcp::socket& sock, int status, std::string_vi
   co_return !ec;
 }
 
+// POST /v1/embeddings: deterministic bag-of-words vectors (no model), so embedding clients can be
+// tested: each lower-cased word (weight 1) and character trigram of " word " (weight 0.5) is
+// hashed (FNV-1a 64) to a dimension and a sign; the sum is L2-normalised. `input` is a string or
+// an array of strings; `dimensions` (default 256, at most 4096) sets the size.
+std::string mock_embeddings(std::string_view body, int& status) {
+  status = 400;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object())
+    return api::openai_error_json(make_error(errc::invalid_request, "We could not parse the JSON body of your request."));
+  auto& o = v.as_object();
+  std::vector<std::string> inputs;
+  if (auto* in = o.if_contains("input")) {
+    if (in->is_string()) inputs.emplace_back(in->as_string());
+    else if (in->is_array())
+      for (auto& x : in->as_array())
+        if (x.is_string()) inputs.emplace_back(x.as_string());
+  }
+  if (inputs.empty()) return api::openai_error_json(make_error(errc::invalid_request, "'input' is required"));
+  int64_t dim = 256;
+  if (auto* d = o.if_contains("dimensions"); d && d->is_int64()) dim = d->as_int64();
+  if (auto* d = o.if_contains("dimensions"); d && d->is_uint64()) dim = static_cast<int64_t>(d->as_uint64());
+  if (dim < 1 || dim > 4096) return api::openai_error_json(make_error(errc::invalid_request, "'dimensions' must be in [1, 4096]"));
+  auto fnv = [](std::string_view t) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : t) h = (h ^ c) * 1099511628211ull;
+    return h;
+  };
+  boost::json::array data;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::vector<double> acc(static_cast<size_t>(dim), 0.0);
+    auto add = [&](std::string_view f, double w) {
+      uint64_t h = fnv(f);
+      acc[h % static_cast<uint64_t>(dim)] += (h >> 63) ? -w : w;
+    };
+    std::string word;
+    auto flush = [&] {
+      if (word.empty()) return;
+      ++tokens;
+      add(word, 1.0);
+      std::string padded = " " + word + " ";
+      for (size_t j = 0; j + 3 <= padded.size(); ++j) add(std::string_view(padded).substr(j, 3), 0.5);
+      word.clear();
+    };
+    for (unsigned char c : inputs[i]) {
+      if (std::isalnum(c)) word.push_back(static_cast<char>(std::tolower(c)));
+      else flush();
+    }
+    flush();
+    double n = 0;
+    for (double x : acc) n += x * x;
+    n = n > 0 ? std::sqrt(n) : 1.0;
+    boost::json::array e;
+    e.reserve(acc.size());
+    for (double x : acc) e.push_back(x / n);
+    data.push_back(boost::json::object{{"object", "embedding"}, {"index", i}, {"embedding", std::move(e)}});
+  }
+  status = 200;
+  std::string model = o.contains("model") && o.at("model").is_string() ? std::string(o.at("model").as_string()) : "mock-embedding";
+  return boost::json::serialize(boost::json::object{{"object", "list"}, {"data", std::move(data)}, {"model", model},
+                                                    {"usage", boost::json::object{{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
+}
+
 std::string stats_json(const mock_stats& s) {
   return fmt::format(
       R"({{"requests":{},"active":{},"completed":{},"cancelled":{},"errors":{},"last_cancel_mono_ns":{},"last_cancel_unix_ms":{},"auth_bearer":{},"auth_x_api_key":{}}})",
@@ -701,6 +767,10 @@ asio::awaitable<void> session(tcp::socket sock, server_ctx& ctx) {
     } else if (req.method() == http::verb::get && target == "/v1/models") {
       std::string body = models_json(ctx);
       keep = co_await write_simple(sock, 200, body, close);
+    } else if (req.method() == http::verb::post && !anthropic && target == "/v1/embeddings") {
+      int status = 200;
+      std::string body = mock_embeddings(req.body(), status);
+      keep = co_await write_simple(sock, status, body, close);
     } else if (req.method() == http::verb::post &&
                ((!anthropic && (target == "/v1/chat/completions" || target == "/v1/completions")) ||
                 (anthropic && target == "/v1/messages"))) {
