@@ -1,5 +1,7 @@
 // The cache facade: layered lookup, single-flight, stream replay, fills, semantic lookups, metrics.
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -72,7 +74,7 @@ api::usage usage_of(const entry& e) {
 
 }  // namespace
 
-struct cache::impl {
+struct cache::impl : std::enable_shared_from_this<cache::impl> {
   impl(config c, const clock& k) : cfg(std::move(c)), clk(k) {
     (void)m();
     if (cfg.memory_bytes > 0) mem = std::make_unique<memory_store>(cfg.memory_bytes, cfg.memory_shards);
@@ -91,7 +93,7 @@ struct cache::impl {
       rc.reconnect_backoff = std::chrono::milliseconds(std::max<int64_t>(0, cfg.redis_backoff_ms));
       rds = std::make_shared<redis::client>(rc);
     }
-    emb = std::make_shared<lexical_embedder>();
+    emb = make_embedder(cfg);
     sem = std::make_unique<semantic_index>(emb->dim(), cfg.semantic_max_entries);
     if (disk) load_semantic();
   }
@@ -105,7 +107,7 @@ struct cache::impl {
   std::unique_ptr<semantic_index> sem;
   std::mutex sem_mu;  // guards emb replacement
   flight_table flights;
-  std::atomic<bool> disk_logged{false}, redis_logged{false};
+  std::atomic<bool> disk_logged{false}, redis_logged{false}, embed_logged{false};
   std::atomic<uint64_t> n_hits{0}, n_misses{0}, n_coalesced{0}, n_bypass{0}, n_semantic{0}, n_stores{0};
   std::atomic<uint64_t> n_disk_err{0}, n_redis_err{0}, last_evictions{0};
 
@@ -116,7 +118,7 @@ struct cache::impl {
     for (auto& [k, v] : *recs) {
       semantic_index::record r;
       std::vector<float> vec;
-      if (!semantic_index::decode(v, r, vec) || r.expires_ms <= now) continue;
+      if (!semantic_index::decode(v, r, vec) || r.expires_ms <= now || vec.size() != sem->dim()) continue;
       auto colon = k.find(':');
       if (colon == std::string::npos) continue;
       sem->add(k.substr(0, colon), vec, std::move(r));
@@ -133,6 +135,22 @@ struct cache::impl {
     m().redis_errors.inc();
     log_once(redis_logged, log_level::warn, "cache", "redis layer failing, going on without it: " + e.message);
   }
+
+  void embed_failed(const error& e) {
+    log_once(embed_logged, log_level::warn, "cache", "semantic embedder failing, exact cache only: " + e.message);
+  }
+  // The similarity threshold: configured, else the embedder's own default. Caller holds sem_mu
+  // or only reads (emb is replaced at start-up only).
+  double threshold() const { return cfg.semantic_threshold > 0 ? cfg.semantic_threshold : emb->default_threshold(); }
+
+  // Fills (cache.cpp, below).
+  awaitable<void> index_semantic(const ticket& t, const std::shared_ptr<const entry>& e);
+  void index_vector(const ticket& t, const std::shared_ptr<const entry>& e, const std::vector<float>& v);
+  awaitable<void> finish_fill(const ticket& t, std::shared_ptr<entry> e, bool storable);
+  awaitable<result<api::usage>> fill_stream(const ticket& t, const upstream_stream_fn& upstream,
+                                            providers::chunk_sink* client, flight* f);
+  awaitable<result<api::response>> fill_complete(const ticket& t, const upstream_complete_fn& upstream, flight* f);
+  void start_runner(const ticket& t, upstream_stream_fn sfn, upstream_complete_fn cfn, asio::any_io_executor ex);
 
   bool fresh(const entry& e, int64_t now, const decision& d) const {
     if (e.expires_ms <= now) return false;
@@ -225,7 +243,152 @@ struct cache::impl {
   }
 };
 
-cache::cache(config cfg, const clock& clk) : impl_(std::make_unique<impl>(std::move(cfg), clk)) {}
+// ---- fills: run an upstream call, record it, store a completed answer, end its flight ------------
+
+namespace {
+
+// Records the upstream stream (chunks with their timing), publishes each chunk to the flight and
+// forwards it to a client (the direct path without a flight). Returns false to stop the upstream
+// call when nobody waits any more.
+class record_sink final : public providers::chunk_sink {
+ public:
+  record_sink(providers::chunk_sink* client, flight* f, int64_t t0) : client_(client), f_(f), t0_(t0) {}
+  awaitable<bool> on_chunk(const api::chunk& c) override {
+    e_.chunks.push_back(c);
+    e_.chunk_at_us.push_back((now_ns() - t0_) / 1000);
+    if (c.finish == api::finish_reason::error) failed_ = true;
+    if (f_) {
+      f_->publish(c);
+      if (f_->abandoned()) co_return false;
+    }
+    if (client_) co_return co_await client_->on_chunk(c);
+    co_return true;
+  }
+  entry e_;
+  bool failed_ = false;
+
+ private:
+  providers::chunk_sink* client_;
+  flight* f_;
+  int64_t t0_;
+};
+
+}  // namespace
+
+awaitable<void> cache::impl::index_semantic(const ticket& t, const std::shared_ptr<const entry>& e) {
+  if (!t.dec.semantic || t.semantic_text.empty()) co_return;
+  std::vector<float> v = t.semantic_vec;
+  if (v.empty()) {  // no lookup ran (Cache-Control: no-cache): embed now
+    std::shared_ptr<embedder> em;
+    {
+      std::lock_guard lk(sem_mu);
+      em = emb;
+    }
+    auto r = co_await em->embed(t.semantic_text);
+    if (!r) co_return;
+    v = std::move(*r);
+  }
+  index_vector(t, e, v);
+}
+
+void cache::impl::index_vector(const ticket& t, const std::shared_ptr<const entry>& e, const std::vector<float>& v) {
+  std::lock_guard lk(sem_mu);
+  if (v.size() != sem->dim()) return;  // the embedder was replaced meanwhile
+  semantic_index::record r{t.k.hex(), t.semantic_text, e->expires_ms};
+  if (disk) disk->put_semantic_async(t.scope.hex() + ":" + t.k.hex(), semantic_index::encode(r, v));
+  sem->add(t.scope.hex(), v, std::move(r));
+}
+
+awaitable<void> cache::impl::finish_fill(const ticket& t, std::shared_ptr<entry> e, bool storable) {
+  if (!e || !storable || e->bytes() > cfg.max_entry_bytes || !t.dec.store) {
+    m().not_stored.inc();
+    co_return;
+  }
+  e->upstream_latency_ns = now_ns() - t.started_ns;
+  e->created_ms = clk.wall_ms();
+  e->expires_ms = e->created_ms + t.dec.ttl_s * 1000;
+  std::string hex = t.k.hex();
+  put(hex, e, /*redis_later=*/true);
+  co_await index_semantic(t, e);
+  // Write-through: another replica sees the entry as soon as this answer is complete.
+  co_await put_redis(hex, *e);
+}
+
+awaitable<result<api::usage>> cache::impl::fill_stream(const ticket& t, const upstream_stream_fn& upstream,
+                                                       providers::chunk_sink* client, flight* f) {
+  record_sink rec(client, f, t.started_ns);
+  auto r = co_await upstream(rec);
+  std::shared_ptr<entry> e;
+  if (r && !rec.failed_ && !rec.e_.chunks.empty()) {
+    api::finish_reason fin = api::finish_reason::none;
+    for (auto& c : rec.e_.chunks)
+      if (c.finish != api::finish_reason::none) fin = c.finish;
+    e = std::make_shared<entry>(std::move(rec.e_));
+    api::chunk_aggregator agg;
+    for (auto& c : e->chunks) (void)agg.add(c.json);
+    e->response = agg.finish().json;
+    co_await finish_fill(t, e, storable_finish(fin));
+  } else {
+    m().not_stored.inc();
+  }
+  if (f) {
+    f->finish(e, r ? std::nullopt : std::optional<error>(r.error()));
+    flights.remove(t.k.hex(), f);
+  }
+  co_return r;
+}
+
+awaitable<result<api::response>> cache::impl::fill_complete(const ticket& t, const upstream_complete_fn& upstream,
+                                                            flight* f) {
+  auto r = co_await upstream();
+  std::shared_ptr<entry> e;
+  if (r) {
+    e = std::make_shared<entry>();
+    e->response = r->json;
+    auto chunks = api::response_to_chunks(r->json, true);
+    if (chunks) {  // else the answer is shared with the waiters but not stored
+      e->chunks = std::move(*chunks);
+      e->chunk_at_us.assign(e->chunks.size(), 0);
+    }
+    co_await finish_fill(t, e, chunks && storable_finish(r->finish));
+  } else {
+    m().not_stored.inc();
+  }
+  if (f) {
+    f->finish(e, r ? std::nullopt : std::optional<error>(r.error()));
+    flights.remove(t.k.hex(), f);
+  }
+  co_return r;
+}
+
+// The flight's own upstream call: detached from every request, cancelled when the last waiter
+// leaves (flight_table::leave -> flight::cancel_runner).
+void cache::impl::start_runner(const ticket& t, upstream_stream_fn sfn, upstream_complete_fn cfn,
+                               asio::any_io_executor ex) {
+  std::shared_ptr<flight> fl = t.member->fl;
+  ticket job = t;  // what the fill needs (key, decision, semantic text): a copy that is no waiter
+  job.member.reset();
+  job.hit.reset();
+  auto sig = std::make_shared<asio::cancellation_signal>();
+  fl->set_canceller(ex, sig);
+  auto self = shared_from_this();
+  auto run = [](std::shared_ptr<impl> I, std::shared_ptr<flight> f, ticket job, upstream_stream_fn sfn,
+                upstream_complete_fn cfn) -> awaitable<void> {
+    if (sfn) (void)co_await I->fill_stream(job, sfn, nullptr, f.get());
+    else (void)co_await I->fill_complete(job, cfn, f.get());
+  };
+  std::string hex = t.k.hex();
+  asio::co_spawn(ex, run(self, fl, std::move(job), std::move(sfn), std::move(cfn)),
+                 asio::bind_cancellation_slot(sig->slot(), [sig, fl, self, hex](std::exception_ptr ep) {
+                   if (!ep) return;
+                   // Programmer error in an upstream call: end the flight so no waiter hangs.
+                   fl->finish(nullptr, make_error(errc::internal, "cache: the shared upstream call failed"));
+                   self->flights.remove(hex, fl.get());
+                   log(log_level::error, "cache", "shared upstream call threw");
+                 }));
+}
+
+cache::cache(config cfg, const clock& clk) : impl_(std::make_shared<impl>(std::move(cfg), clk)) {}
 cache::~cache() = default;
 
 const config& cache::cfg() const noexcept { return impl_->cfg; }
@@ -234,6 +397,12 @@ void cache::set_embedder(std::shared_ptr<embedder> e) {
   std::lock_guard lk(impl_->sem_mu);
   impl_->emb = std::move(e);
   impl_->sem = std::make_unique<semantic_index>(impl_->emb->dim(), impl_->cfg.semantic_max_entries);
+  if (impl_->disk) impl_->load_semantic();
+}
+
+std::string_view cache::embedder_name() const {
+  std::lock_guard lk(impl_->sem_mu);
+  return impl_->emb->name();
 }
 
 stats cache::get_stats() const {
@@ -259,19 +428,21 @@ void cache::flush() {
 }
 
 void cache::store(const key& k, std::shared_ptr<const entry> e, const ticket* from) {
-  impl_->put(k.hex(), e, from != nullptr);
+  impl_->put(k.hex(), e);
   if (from && from->dec.semantic && !from->semantic_text.empty()) {
-    std::shared_ptr<embedder> emb;
-    {
-      std::lock_guard lk(impl_->sem_mu);
-      emb = impl_->emb;
+    std::vector<float> v = from->semantic_vec;
+    if (v.empty()) {
+      std::shared_ptr<embedder> em;
+      {
+        std::lock_guard lk(impl_->sem_mu);
+        em = impl_->emb;
+      }
+      if (auto* lex = dynamic_cast<lexical_embedder*>(em.get())) v = lex->embed_now(from->semantic_text);
     }
-    auto* lex = dynamic_cast<lexical_embedder*>(emb.get());
-    if (lex) {  // model embedders are async: see begin()
-      auto v = lex->embed_now(from->semantic_text);
-      semantic_index::record r{k.hex(), from->semantic_text, e->expires_ms};
-      if (impl_->disk) impl_->disk->put_semantic_async(from->scope.hex() + ":" + k.hex(), semantic_index::encode(r, v));
-      impl_->sem->add(from->scope.hex(), v, std::move(r));
+    if (!v.empty()) {
+      ticket t = *from;
+      t.k = k;
+      impl_->index_vector(t, e, v);
     }
   }
 }
@@ -314,7 +485,13 @@ awaitable<ticket> cache::begin(const request_info& info) {
       }
       auto v = co_await emb->embed(t.semantic_text);
       if (v) {
-        auto cands = impl_->sem->search(t.scope.hex(), *v, 4, impl_->cfg.semantic_threshold, impl_->clk.wall_ms());
+        std::vector<semantic_index::candidate> cands;
+        {
+          std::lock_guard lk(impl_->sem_mu);
+          if (v->size() == impl_->sem->dim())
+            cands = impl_->sem->search(t.scope.hex(), *v, 4, impl_->threshold(), impl_->clk.wall_ms());
+        }
+        t.semantic_vec = std::move(*v);
         for (auto& c : cands) {
           auto why = semantic_guard(c.rec.text, t.semantic_text);
           if (why != reject_reason::none) {
@@ -332,11 +509,18 @@ awaitable<ticket> cache::begin(const request_info& info) {
             co_return t;
           }
         }
+      } else {
+        impl_->embed_failed(v.error());
       }
     }
     if (impl_->cfg.coalesce) {
+      auto mem = std::make_shared<flight_membership>();
+      mem->w = std::make_shared<flight::waiter>(co_await asio::this_coro::executor);
       bool leader = false;
-      t.fl = impl_->flights.join(hex, leader);
+      mem->fl = impl_->flights.join(hex, mem->w, leader);
+      mem->table = &impl_->flights;
+      mem->key = hex;
+      t.member = std::move(mem);
       if (!leader) {
         t.st = status::coalesced;
         ++impl_->n_coalesced;
@@ -346,9 +530,9 @@ awaitable<ticket> cache::begin(const request_info& info) {
       // A flight that ended between our lookup and join stored its entry first: look again.
       if (impl_->mem) {
         if (auto e = impl_->mem->get(hex, impl_->clk.wall_ms(), t.dec.max_age_s ? *t.dec.max_age_s * 1000 : -1)) {
-          t.fl->finish(e, std::nullopt);
-          impl_->flights.remove(hex, t.fl.get());
-          t.fl.reset();
+          t.member->fl->finish(e, std::nullopt);
+          impl_->flights.remove(hex, t.member->fl.get());
+          t.member.reset();
           t.st = status::hit;
           t.hit = std::move(e);
           ++impl_->n_hits;
@@ -364,173 +548,92 @@ awaitable<ticket> cache::begin(const request_info& info) {
   co_return t;
 }
 
+// ---- serving ------------------------------------------------------------------------------------
+
 namespace {
 
-// Deregisters a follower however its coroutine ends (also when cancelled by a disconnect).
-struct waiter_guard {
-  flight* f;
-  std::shared_ptr<flight::waiter> w;
-  ~waiter_guard() { f->remove_waiter(w); }
-};
-
-// Leader's sink: records the chunks (with timing), feeds followers, forwards to the client.
-class tee_sink final : public providers::chunk_sink {
- public:
-  tee_sink(providers::chunk_sink* client, flight* f, int64_t t0) : client_(client), f_(f), t0_(t0) {}
-  awaitable<bool> on_chunk(const api::chunk& c) override {
-    int64_t at = (now_ns() - t0_) / 1000;
-    e_.chunks.push_back(c);
-    e_.chunk_at_us.push_back(at);
-    if (c.finish == api::finish_reason::error) failed_ = true;
-    if (f_) f_->publish(c, at);
-    if (client_ && client_ok_) client_ok_ = co_await client_->on_chunk(c);
-    // Keep the upstream call going while followers still wait for it.
-    co_return client_ok_ || (f_ && f_->waiters() > 0);
-  }
-  entry e_;
-  bool failed_ = false;
-
- private:
-  providers::chunk_sink* client_;
-  flight* f_;
-  int64_t t0_;
-  bool client_ok_ = true;
-};
+awaitable<bool> cancelled_here() {
+  auto cs = co_await asio::this_coro::cancellation_state;
+  co_return cs.cancelled() != asio::cancellation_type::none;
+}
 
 }  // namespace
 
 awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_sink& client, upstream_stream_fn upstream) {
   auto& I = *impl_;
+  auto gone = [] { return make_error(errc::cancelled, "client disconnected"); };
   if (t.st == status::hit) {
     const entry& e = *t.hit;
     bool paced = I.cfg.replay_paced;
-    asio::steady_timer timer(co_await asio::this_coro::executor);
+    std::optional<asio::steady_timer> timer;
+    if (paced) timer.emplace(co_await asio::this_coro::executor);
     auto start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < e.chunks.size(); ++i) {
       if (paced && i < e.chunk_at_us.size()) {
-        timer.expires_at(start + std::chrono::microseconds(static_cast<int64_t>(e.chunk_at_us[i] / I.cfg.replay_speed)));
-        co_await timer.async_wait(use_tuple);
+        timer->expires_at(start + std::chrono::microseconds(static_cast<int64_t>(e.chunk_at_us[i] / I.cfg.replay_speed)));
+        co_await timer->async_wait(use_tuple);
       }
-      if (!co_await client.on_chunk(e.chunks[i])) co_return make_error(errc::cancelled, "client disconnected");
+      if (!co_await client.on_chunk(e.chunks[i])) co_return gone();
     }
     co_return usage_of(e);
   }
-  if (t.st == status::coalesced) {
-    auto w = std::make_shared<flight::waiter>(co_await asio::this_coro::executor);
-    t.fl->add_waiter(w);
-    waiter_guard guard{t.fl.get(), w};
-    size_t next = 0;
-    for (int rounds = 0;; ++rounds) {
-      auto v = t.fl->read(next, w);
-      if (!v.done || !v.result) {
-        for (auto& c : v.fresh) {
-          if (!co_await client.on_chunk(c)) co_return make_error(errc::cancelled, "client disconnected");
-          ++next;
-        }
+  if (!t.member) {  // bypass, or no coalescing: the call belongs to this request
+    if (t.st == status::bypass || !t.dec.store) co_return co_await upstream(client);
+    co_return co_await I.fill_stream(t, upstream, &client, nullptr);
+  }
+  if (t.st == status::miss) I.start_runner(t, upstream, nullptr, co_await asio::this_coro::executor);
+  // Every waiter, the one that started the flight included: backlog, then live chunks.
+  flight& f = *t.member->fl;
+  const auto& w = t.member->w;
+  size_t next = 0;
+  for (;;) {
+    auto v = f.read(next, w);
+    if (!v.done || !v.result) {
+      for (auto& c : v.fresh) {
+        if (!co_await client.on_chunk(c)) co_return gone();
+        ++next;
       }
-      if (v.done) {
-        if (v.result) {
-          // Whatever the leader's mode, the entry holds the whole chunk sequence.
-          for (size_t i = next; i < v.result->chunks.size(); ++i)
-            if (!co_await client.on_chunk(v.result->chunks[i])) co_return make_error(errc::cancelled, "client disconnected");
-          co_return usage_of(*v.result);
-        }
-        if (next == 0) {  // the leader failed before anything was sent: call upstream ourselves
-          t.st = status::bypass;
-          co_return co_await upstream(client);
-        }
-        co_return v.err ? *v.err : make_error(errc::upstream_error, "upstream failed");
+    }
+    if (v.done) {
+      if (!v.result) co_return v.err ? *v.err : make_error(errc::upstream_error, "upstream failed");
+      if (v.result->chunks.empty() && next == 0) {  // a non-stream answer that cannot be replayed
+        t.member.reset();
+        t.st = status::bypass;
+        co_return co_await upstream(client);
       }
-      if (v.fresh.empty()) {
-        w->timer.expires_after(std::chrono::milliseconds(100));  // safety net; woken by post
-        co_await w->timer.async_wait(use_tuple);
-      }
-      (void)rounds;
+      // Whatever the runner's mode, the entry holds the whole chunk sequence.
+      for (size_t i = next; i < v.result->chunks.size(); ++i)
+        if (!co_await client.on_chunk(v.result->chunks[i])) co_return gone();
+      co_return usage_of(*v.result);
+    }
+    if (v.fresh.empty()) {
+      w->timer.expires_after(std::chrono::seconds(1));  // safety net only; woken by the runner
+      co_await w->timer.async_wait(use_tuple);
+      if (co_await cancelled_here()) co_return gone();
     }
   }
-  if (t.st == status::bypass || !t.dec.store) {
-    auto r = co_await upstream(client);
-    if (t.fl) {  // a no-store leader still answers its followers
-      t.fl->finish(nullptr, r ? std::nullopt : std::optional<error>(r.error()));
-      I.flights.remove(t.k.hex(), t.fl.get());
-    }
-    co_return r;
-  }
-  // Miss: call upstream, tee into the flight, store a completed stream.
-  tee_sink tee(&client, t.fl.get(), t.started_ns);
-  auto r = co_await upstream(tee);
-  std::shared_ptr<entry> e;
-  bool complete = r && !tee.failed_ && !tee.e_.chunks.empty();
-  api::finish_reason fin = api::finish_reason::none;
-  for (auto& c : tee.e_.chunks)
-    if (c.finish != api::finish_reason::none) fin = c.finish;
-  if (complete) {
-    e = std::make_shared<entry>(std::move(tee.e_));
-    api::chunk_aggregator agg;
-    for (auto& c : e->chunks) (void)agg.add(c.json);
-    e->response = agg.finish().json;
-    e->upstream_latency_ns = now_ns() - t.started_ns;
-    e->created_ms = I.clk.wall_ms();
-    e->expires_ms = e->created_ms + t.dec.ttl_s * 1000;
-    if (storable_finish(fin) && e->bytes() <= I.cfg.max_entry_bytes) {
-      store(t.k, e, &t);
-      co_await I.put_redis(t.k.hex(), *e);
-    } else {
-      m().not_stored.inc();
-    }
-  } else {
-    m().not_stored.inc();
-  }
-  if (t.fl) {
-    t.fl->finish(e, r ? std::nullopt : std::optional<error>(r.error()));
-    I.flights.remove(t.k.hex(), t.fl.get());
-  }
-  co_return r;
 }
 
 awaitable<result<api::response>> cache::serve_complete(ticket& t, upstream_complete_fn upstream) {
   auto& I = *impl_;
   if (t.st == status::hit) co_return response_of(*t.hit);
-  if (t.st == status::coalesced) {
-    auto w = std::make_shared<flight::waiter>(co_await asio::this_coro::executor);
-    t.fl->add_waiter(w);
-    waiter_guard guard{t.fl.get(), w};
-    for (;;) {
-      auto v = t.fl->read(SIZE_MAX, w);
-      if (v.done) {
-        if (v.result) co_return response_of(*v.result);
-        t.st = status::bypass;
-        co_return co_await upstream();
-      }
-      w->timer.expires_after(std::chrono::milliseconds(100));
-      co_await w->timer.async_wait(use_tuple);
+  if (!t.member) {
+    if (t.st == status::bypass) co_return co_await upstream();
+    co_return co_await I.fill_complete(t, upstream, nullptr);
+  }
+  if (t.st == status::miss) I.start_runner(t, nullptr, upstream, co_await asio::this_coro::executor);
+  flight& f = *t.member->fl;
+  const auto& w = t.member->w;
+  for (;;) {
+    auto v = f.read(SIZE_MAX, w);
+    if (v.done) {
+      if (v.result) co_return response_of(*v.result);
+      co_return v.err ? *v.err : make_error(errc::upstream_error, "upstream failed");
     }
+    w->timer.expires_after(std::chrono::seconds(1));
+    co_await w->timer.async_wait(use_tuple);
+    if (co_await cancelled_here()) co_return make_error(errc::cancelled, "client disconnected");
   }
-  auto r = co_await upstream();
-  std::shared_ptr<entry> e;
-  if (r && t.st == status::miss) {
-    auto chunks = api::response_to_chunks(r->json, true);
-    if (chunks) {
-      e = std::make_shared<entry>();
-      e->chunks = std::move(*chunks);
-      e->chunk_at_us.assign(e->chunks.size(), 0);
-      e->response = r->json;
-      e->upstream_latency_ns = now_ns() - t.started_ns;
-      e->created_ms = I.clk.wall_ms();
-      e->expires_ms = e->created_ms + t.dec.ttl_s * 1000;
-      if (t.dec.store && storable_finish(r->finish) && e->bytes() <= I.cfg.max_entry_bytes) {
-        store(t.k, e, &t);
-        co_await I.put_redis(t.k.hex(), *e);
-      } else {
-        m().not_stored.inc();
-      }
-    }
-  }
-  if (t.fl) {
-    t.fl->finish(e, r ? std::nullopt : std::optional<error>(r.error()));
-    I.flights.remove(t.k.hex(), t.fl.get());
-  }
-  co_return r;
 }
 
 }  // namespace fp::cache

@@ -68,8 +68,16 @@ struct config {
 
   bool semantic_enabled = false;         // for every model (else per model / per request)
   std::vector<std::string> semantic_models;
-  std::string semantic_embedder = "lexical";
-  double semantic_threshold = 0.70;      // cosine similarity (the guard does the rest)
+  std::string semantic_embedder = "lexical";  // lexical | local | upstream
+  std::string semantic_local_model = "models/stories260K.gguf";  // local: a GGUF model
+  int semantic_local_max_tokens = 256;   // local: longer questions are truncated
+  std::string semantic_embeddings_url;   // upstream: OpenAI-compatible base URL (POST {url}/embeddings)
+  std::string semantic_embeddings_model = "text-embedding-3-small";
+  std::string semantic_embeddings_api_key_env;  // upstream: env var holding the API key
+  size_t semantic_embeddings_dim = 256;  // upstream: requested (`dimensions`) and checked
+  int64_t semantic_embeddings_timeout_ms = 2000;
+  double semantic_threshold = 0;         // cosine similarity (the guard does the rest); 0: the
+                                         // embedder's default (lexical 0.70, see docs/config/cache.md)
   size_t semantic_max_entries = 100000;
 };
 
@@ -160,26 +168,35 @@ struct request_info {
   request_headers headers;
 };
 
-class flight;
+struct flight_membership;
 
 // The outcome of begin(); pass it back to serve_*.
 struct ticket {
   status st = status::bypass;
   std::optional<double> similarity;    // set on a semantic hit
   std::shared_ptr<const entry> hit;    // st == hit
-  std::shared_ptr<flight> fl;          // st == miss (leader) or coalesced
+  // st == miss (the request started a flight) or coalesced: this request's place in the flight
+  // (it leaves the flight when the last copy of the ticket goes).
+  std::shared_ptr<flight_membership> member;
   decision dec;
   key k;
   std::string semantic_text;           // final user turn (when semantic applies)
+  std::vector<float> semantic_vec;     // its embedding (computed by the lookup)
   key scope;
   bool stream = false;
   bool include_usage = false;
   api::endpoint kind = api::endpoint::chat_completions;
   int64_t started_ns = 0;
+
+  // Whether serve_* will run the upstream call as a flight shared with other requests: the call
+  // then runs detached from this request (it goes on while other waiters need it, and is
+  // cancelled when the last one leaves), so the upstream function must own what it captures.
+  bool shared_call() const noexcept { return st == status::miss && member != nullptr; }
 };
 
-// Upstream calls the cache makes on a miss. They may run after the requesting client left (while
-// other waiters still need the answer), so they must own everything they capture.
+// Upstream calls the cache makes on a miss. When ticket::shared_call() they run after the
+// requesting client left (while other waiters still need the answer), so they must then own
+// everything they capture; otherwise they are awaited within serve_* and may capture references.
 using upstream_stream_fn =
     std::function<boost::asio::awaitable<result<api::usage>>(providers::chunk_sink&)>;
 using upstream_complete_fn = std::function<boost::asio::awaitable<result<api::response>>()>;
@@ -219,13 +236,14 @@ class cache {
   // Waits until queued disk writes are committed (tests, shutdown).
   void flush();
 
-  void set_embedder(std::shared_ptr<embedder> e);  // replaces the configured embedder
+  void set_embedder(std::shared_ptr<embedder> e);  // replaces the configured embedder (start-up)
+  std::string_view embedder_name() const;
   stats get_stats() const;
 
   struct impl;
 
  private:
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;  // shared with detached flight runners
 };
 
 }  // namespace fp::cache

@@ -8,6 +8,53 @@ namespace fp::cache {
 
 namespace {
 
+// A copy of the request's context that a shared upstream call owns: the call may outlive the
+// request that started it (other waiters still need the answer).
+struct owned_call {
+  http::request http;
+  gateway::request_context ctx;
+  size_t headers_synced = 0;
+  explicit owned_call(const gateway::request_context& c)
+      : http(c.http), ctx{http, c.req, c.api_key, c.request_id, {}, {}, c.t, {}, {}, {}} {}
+
+  // What the router recorded on the copy, for the starting request's response and access log.
+  // Only called on the starting request's thread, which is also the shared call's thread.
+  void sync_to(gateway::request_context& to) {
+    if (!ctx.provider.empty()) to.provider = ctx.provider;
+    if (!ctx.upstream_model.empty()) to.upstream_model = ctx.upstream_model;
+    if (to.t.upstream_start_ns < 0) to.t.upstream_start_ns = ctx.t.upstream_start_ns;
+    for (; headers_synced < ctx.response_headers.size(); ++headers_synced)
+      to.response_headers.push_back(ctx.response_headers[headers_synced]);
+  }
+  void sync_final(gateway::request_context& to) {
+    sync_to(to);
+    to.stats = ctx.stats;
+    for (auto& f : ctx.log_fields) to.log_fields.push_back(f);
+    ctx.log_fields.clear();
+  }
+};
+
+// The starting request's sink: before its first chunk goes out (with the response head), it takes
+// the routing headers the shared call set on its copy.
+class syncing_sink final : public providers::chunk_sink {
+ public:
+  syncing_sink(providers::chunk_sink& client, gateway::request_context& ctx, owned_call& call)
+      : client_(client), ctx_(ctx), call_(call) {}
+  boost::asio::awaitable<bool> on_chunk(const api::chunk& c) override {
+    if (first_) {
+      first_ = false;
+      call_.sync_to(ctx_);
+    }
+    co_return co_await client_.on_chunk(c);
+  }
+
+ private:
+  providers::chunk_sink& client_;
+  gateway::request_context& ctx_;
+  owned_call& call_;
+  bool first_ = true;
+};
+
 class hook final : public gateway::cache_hook {
  public:
   hook(std::shared_ptr<cache> c, deployments_fn d) : c_(std::move(c)), deployments_(std::move(d)) {}
@@ -17,9 +64,18 @@ class hook final : public gateway::cache_hook {
     std::string resolved = resolve(ctx), tenant = tenant_of(ctx);
     ticket t = co_await c_->begin(info(ctx, resolved, tenant));
     annotate(ctx, t);
-    co_return co_await c_->serve_stream(t, client, [&ctx, up = std::move(upstream)](providers::chunk_sink& s) {
-      return up(ctx, s);
-    });
+    if (t.st == status::bypass) co_return co_await upstream(ctx, client);
+    // (gcc 12: no lambda temporaries inside a co_await expression; they get destroyed twice)
+    if (!t.shared_call()) {
+      upstream_stream_fn fn = [&ctx, &upstream](providers::chunk_sink& s) { return upstream(ctx, s); };
+      co_return co_await c_->serve_stream(t, client, std::move(fn));
+    }
+    auto call = std::make_shared<owned_call>(ctx);
+    syncing_sink sink(client, ctx, *call);
+    upstream_stream_fn fn = [call, up = std::move(upstream)](providers::chunk_sink& s) { return up(call->ctx, s); };
+    auto r = co_await c_->serve_stream(t, sink, std::move(fn));
+    call->sync_final(ctx);
+    co_return r;
   }
 
   boost::asio::awaitable<result<api::response>> complete(gateway::request_context& ctx,
@@ -27,7 +83,16 @@ class hook final : public gateway::cache_hook {
     std::string resolved = resolve(ctx), tenant = tenant_of(ctx);
     ticket t = co_await c_->begin(info(ctx, resolved, tenant));
     annotate(ctx, t);
-    co_return co_await c_->serve_complete(t, [&ctx, up = std::move(upstream)]() { return up(ctx); });
+    if (t.st == status::bypass) co_return co_await upstream(ctx);
+    if (!t.shared_call()) {
+      upstream_complete_fn fn = [&ctx, &upstream]() { return upstream(ctx); };
+      co_return co_await c_->serve_complete(t, std::move(fn));
+    }
+    auto call = std::make_shared<owned_call>(ctx);
+    upstream_complete_fn fn = [call, up = std::move(upstream)]() { return up(call->ctx); };
+    auto r = co_await c_->serve_complete(t, std::move(fn));
+    call->sync_final(ctx);
+    co_return r;
   }
 
  private:

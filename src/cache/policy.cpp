@@ -122,7 +122,10 @@ config config_from_yaml(const YAML::Node& n) {
                                   "disk_path", "disk_max_bytes", "disk_sync", "redis_url", "redis_prefix",
                                   "redis_timeout_ms", "redis_pool", "redis_backoff_ms", "coalesce", "replay_paced", "replay_speed",
                                   "semantic_enabled", "semantic_models", "semantic_embedder",
-                                  "semantic_threshold", "semantic_max_entries"};
+                                  "semantic_threshold", "semantic_max_entries", "semantic_local_model",
+                                  "semantic_local_max_tokens", "semantic_embeddings_url",
+                                  "semantic_embeddings_model", "semantic_embeddings_api_key_env",
+                                  "semantic_embeddings_dim", "semantic_embeddings_timeout_ms"};
     std::string k = kv.first.as<std::string>();
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       throw std::runtime_error("cache." + k + ": unknown field");
@@ -151,12 +154,25 @@ config config_from_yaml(const YAML::Node& n) {
   get("semantic_embedder", c.semantic_embedder);
   get("semantic_threshold", c.semantic_threshold);
   get("semantic_max_entries", c.semantic_max_entries);
+  get("semantic_local_model", c.semantic_local_model);
+  get("semantic_local_max_tokens", c.semantic_local_max_tokens);
+  get("semantic_embeddings_url", c.semantic_embeddings_url);
+  get("semantic_embeddings_model", c.semantic_embeddings_model);
+  get("semantic_embeddings_api_key_env", c.semantic_embeddings_api_key_env);
+  get("semantic_embeddings_dim", c.semantic_embeddings_dim);
+  get("semantic_embeddings_timeout_ms", c.semantic_embeddings_timeout_ms);
+  if (c.semantic_local_max_tokens < 2 || c.semantic_local_max_tokens > 8192)
+    throw std::runtime_error("cache.semantic_local_max_tokens: must be in [2, 8192]");
+  if (c.semantic_embeddings_dim == 0 || c.semantic_embeddings_dim > 65536)
+    throw std::runtime_error("cache.semantic_embeddings_dim: must be in [1, 65536]");
+  if (c.semantic_embeddings_timeout_ms <= 0)
+    throw std::runtime_error("cache.semantic_embeddings_timeout_ms: must be > 0");
   if (c.default_ttl_s < 0) throw std::runtime_error("cache.default_ttl_s: must be >= 0");
   if (c.max_ttl_s < 0) throw std::runtime_error("cache.max_ttl_s: must be >= 0");
   if (c.memory_shards == 0) throw std::runtime_error("cache.memory_shards: must be > 0");
   if (c.replay_speed <= 0) throw std::runtime_error("cache.replay_speed: must be > 0");
-  if (c.semantic_threshold <= 0 || c.semantic_threshold > 1)
-    throw std::runtime_error("cache.semantic_threshold: must be in (0, 1]");
+  if (c.semantic_threshold < 0 || c.semantic_threshold > 1)
+    throw std::runtime_error("cache.semantic_threshold: must be in (0, 1] (0: the embedder's default)");
   if (c.semantic_embedder != "lexical" && c.semantic_embedder != "local" && c.semantic_embedder != "upstream")
     throw std::runtime_error("cache.semantic_embedder: must be lexical, local or upstream");
   return c;

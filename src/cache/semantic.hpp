@@ -23,6 +23,8 @@ class embedder {
   virtual std::string_view name() const noexcept = 0;
   virtual size_t dim() const noexcept = 0;
   virtual boost::asio::awaitable<result<std::vector<float>>> embed(std::string_view text) = 0;
+  // Optional: the cosine threshold this embedder was calibrated for (docs/bench/cache.md).
+  virtual double default_threshold() const noexcept { return 0.70; }
 };
 
 // Built-in, needs no model: hashed word unigrams + bigrams and character trigrams of the
@@ -38,6 +40,12 @@ class lexical_embedder final : public embedder {
  private:
   size_t dim_;
 };
+
+// The embedder the config names (cache.semantic_embedder): lexical, local (mean-pooled final
+// hidden states of cfg.semantic_local_model on fp_engine) or upstream (POST
+// cfg.semantic_embeddings_url + "/embeddings"). Throws std::runtime_error naming the field
+// (start-up only).
+std::shared_ptr<embedder> make_embedder(const config& cfg);
 
 // Hook for model-backed embedders (the upstream /v1/embeddings provider, the local engine's
 // mean-pooled hidden states): whoever owns the model supplies the call. Output is L2-normalised.
@@ -94,6 +102,7 @@ class semantic_index {
   std::vector<candidate> search(const std::string& scope, const std::vector<float>& v, size_t k,
                                 double threshold, int64_t now_ms);
   size_t size() const;
+  size_t dim() const noexcept { return dim_; }
 
   // Persistence format of one record (for the LMDB "semantic" database).
   static std::string encode(const record& r, const std::vector<float>& v);

@@ -1,6 +1,9 @@
 // `fastpath cache-eval`: runs the semantic cache's decision (embedder + threshold + guard) over a
 // labelled pairs file and prints hits and wrong hits per kind and in total.
 #include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
 #include <cstdio>
@@ -24,27 +27,48 @@ void register_cache_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("cache-eval", "Evaluate the semantic cache on labelled question pairs");
   struct opts {
     std::string pairs;
-    std::string embedder = "lexical";
-    double threshold = fp::cache::config{}.semantic_threshold;
+    fp::cache::config cfg;
+    double threshold = 0;  // 0: the embedder's default
     bool verbose = false;
   };
   auto o = std::make_shared<opts>();
   cmd->add_option("--pairs", o->pairs, "JSON Lines file: {a, b, label: hit|miss, kind}")->required();
-  cmd->add_option("--embedder", o->embedder, "embedder: lexical (built in)");
-  cmd->add_option("--threshold", o->threshold, "cosine similarity threshold");
+  cmd->add_option("--embedder", o->cfg.semantic_embedder,
+                  "embedder: lexical (built in), local (a GGUF model on the engine), upstream (/v1/embeddings)");
+  cmd->add_option("--threshold", o->threshold, "cosine similarity threshold (default: the embedder's)");
+  cmd->add_option("--model", o->cfg.semantic_local_model, "local: the GGUF model")->capture_default_str();
+  cmd->add_option("--embeddings-url", o->cfg.semantic_embeddings_url,
+                  "upstream: OpenAI-compatible base URL, e.g. http://127.0.0.1:8081/v1");
+  cmd->add_option("--embeddings-model", o->cfg.semantic_embeddings_model, "upstream: model name")->capture_default_str();
+  cmd->add_option("--embeddings-dim", o->cfg.semantic_embeddings_dim, "upstream: dimensions")->capture_default_str();
+  cmd->add_option("--embeddings-api-key-env", o->cfg.semantic_embeddings_api_key_env, "upstream: env var with the API key");
   cmd->add_flag("-v,--verbose", o->verbose, "print every wrong hit and missed hit");
   cmd->callback([o] {
-    if (o->embedder != "lexical") {
-      std::fprintf(stderr, "cache-eval: embedder '%s' is not available in this build (available: lexical)\n",
-                   o->embedder.c_str());
+    boost::asio::io_context io;  // outlives the embedder (its pooled connections live on io)
+    std::shared_ptr<fp::cache::embedder> emb;
+    try {
+      emb = fp::cache::make_embedder(o->cfg);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cache-eval: %s\n", e.what());
       throw CLI::RuntimeError(2);
     }
+    double threshold = o->threshold > 0 ? o->threshold : emb->default_threshold();
+    auto embed = [&](const std::string& text) -> std::vector<float> {
+      auto f = boost::asio::co_spawn(io, emb->embed(text), boost::asio::use_future);
+      io.restart();
+      io.run();
+      auto r = f.get();
+      if (!r) {
+        std::fprintf(stderr, "cache-eval: embedder %s: %s\n", o->cfg.semantic_embedder.c_str(), r.error().message.c_str());
+        throw CLI::RuntimeError(2);
+      }
+      return std::move(*r);
+    };
     std::ifstream in(o->pairs);
     if (!in) {
       std::fprintf(stderr, "cache-eval: cannot open %s\n", o->pairs.c_str());
       throw CLI::RuntimeError(2);
     }
-    fp::cache::lexical_embedder emb;
     std::map<std::string, kind_stats> kinds;
     int wrong = 0, should = 0, hit_ok = 0, lineno = 0;
     std::string line;
@@ -69,9 +93,9 @@ void register_cache_eval(CLI::App& app) {
       }
       if (kind.empty()) kind = label;
       // The cache holds a; b looks it up (one scope per pair).
-      fp::cache::semantic_index idx(emb.dim(), 4);
-      idx.add("pair", emb.embed_now(a), {"a", a, INT64_MAX});
-      auto cands = idx.search("pair", emb.embed_now(b), 1, o->threshold, 0);
+      fp::cache::semantic_index idx(emb->dim(), 4);
+      idx.add("pair", embed(a), {"a", a, INT64_MAX});
+      auto cands = idx.search("pair", embed(b), 1, threshold, 0);
       bool hit = false;
       std::string why = "below threshold";
       if (!cands.empty()) {
@@ -93,7 +117,7 @@ void register_cache_eval(CLI::App& app) {
         if (o->verbose) std::printf("  WRONG  [%s] %s | %s\n", kind.c_str(), a.c_str(), b.c_str());
       }
     }
-    std::printf("embedder=%s threshold=%.3f\n", o->embedder.c_str(), o->threshold);
+    std::printf("embedder=%s threshold=%.3f\n", std::string(emb->name()).c_str(), threshold);
     std::printf("%-24s %6s %6s %10s  %s\n", "kind", "pairs", "hits", "wrong_hits", "rejections");
     for (auto& [k, s] : kinds) {
       std::string rej;

@@ -358,9 +358,8 @@ TEST_F(CacheGateway, LeaderDisconnectStillAnswersTheFollower) {
   EXPECT_EQ(cache_hdr(follower), "coalesced");
   ASSERT_FALSE(sse_data(follower.body).empty());
   EXPECT_EQ(sse_data(follower.body).back(), "[DONE]");
-  // the leader's upstream call was cancelled with its client; the follower, which had received
-  // nothing yet, made its own call
-  EXPECT_LE(mock_requests() - before, 2);
+  // the upstream call belongs to the flight: the leader leaving did not cancel it
+  EXPECT_EQ(mock_requests() - before, 1);
 }
 
 TEST_F(CacheGateway, DiskStoreSurvivesRestart) {
@@ -455,4 +454,290 @@ TEST_F(CacheGateway, SemanticHitsParaphrasesNeverNearMisses) {
   // per request: off
   EXPECT_EQ(cache_hdr(chat(g->port, q("how can i turn off the alarm on my iphone"), {{"x-fastpath-semantic-cache", "off"}})),
             "miss");
+}
+
+// ---- two real `fastpath serve` processes ---------------------------------------------------------
+
+namespace {
+
+std::string fixture_redis_url() {
+  std::ifstream in(std::string(FASTPATH_REDIS_FIXTURE_DIR) + "/url");
+  std::string url;
+  std::getline(in, url);
+  return url;
+}
+
+// A config file for `fastpath serve` in front of the suite's mock, with this `cache:` section.
+struct serve_config {
+  std::string path;
+  explicit serve_config(const std::string& cache_yaml) {
+    path = (std::filesystem::temp_directory_path() / fmt::format("fp-cache-serve-{}-{}.yaml", ::getpid(), counter()++)).string();
+    std::ofstream f(path);
+    f << fmt::format(R"(server: {{host: 127.0.0.1, port: 0, threads: 2}}
+log: {{access_log: false, level: info}}
+auth: {{api_keys: [key-a]}}
+providers:
+  - {{name: oai, kind: openai, base_url: "http://127.0.0.1:{}/v1", max_connections: 1000}}
+models:
+  - {{name: gpt-4o, provider: oai}}
+cache: {}
+)",
+                     g_mock->port(), cache_yaml);
+  }
+  ~serve_config() { std::filesystem::remove(path); }
+  static std::atomic<int>& counter() {
+    static std::atomic<int> n{0};
+    return n;
+  }
+};
+
+std::unique_ptr<child_process> serve(const serve_config& c) {
+  auto p = std::make_unique<child_process>(fastpath_binary(), std::vector<std::string>{"serve", "--config", c.path},
+                                           child_process::stream::err);
+  p->wait_for_port();
+  return p;
+}
+
+}  // namespace
+
+TEST_F(CacheGateway, TwoServeProcessesShareEntriesThroughRedis) {
+  std::string url = fixture_redis_url();
+  if (url.empty()) GTEST_SKIP() << "no redis fixture (run through ctest)";
+  serve_config cfg(fmt::format("{{redis_url: \"{}\", redis_prefix: \"fpc-proc-{}:\"}}", url, ::getpid()));
+  auto a = serve(cfg);
+  auto b = serve(cfg);
+  ASSERT_NE(a->port(), 0);
+  ASSERT_NE(b->port(), 0);
+
+  // Not streamed: a miss through A fills Redis; B (empty memory) answers from Redis.
+  std::string q = unique("two processes");
+  int64_t before = mock_requests();
+  auto ra = chat(a->port(), body(q, false));
+  ASSERT_EQ(ra.status, 200) << ra.body;
+  EXPECT_EQ(cache_hdr(ra), "miss");
+  EXPECT_EQ(mock_requests(), before + 1);
+  auto rb = chat(b->port(), body(q, false));
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  EXPECT_EQ(cache_hdr(rb), "hit");
+  EXPECT_EQ(content_of(rb), content_of(ra));
+  EXPECT_EQ(mock_requests(), before + 1);
+
+  // Streamed: the same chunk sequence from the other process, and the other mode too.
+  std::string qs = unique("two processes, streamed");
+  before = mock_requests();
+  auto sa = chat(a->port(), body(qs, true));
+  ASSERT_EQ(sa.status, 200);
+  EXPECT_EQ(cache_hdr(sa), "miss");
+  auto sb = chat(b->port(), body(qs, true));
+  EXPECT_EQ(cache_hdr(sb), "hit");
+  EXPECT_EQ(sse_data(sb.body), sse_data(sa.body));
+  EXPECT_EQ(sse_data(sb.body).back(), "[DONE]");
+  auto cb = chat(b->port(), body(qs, false));
+  EXPECT_EQ(cache_hdr(cb), "hit");
+  EXPECT_EQ(content_of(cb), content_of(sa));
+  EXPECT_EQ(mock_requests(), before + 1);
+}
+
+TEST_F(CacheGateway, TwoServeProcessesLoseNoRequestWhenRedisDiesAndShareAgainWhenItReturns) {
+  private_redis pr("proc");
+  if (!pr.start()) GTEST_SKIP() << "cannot start redis-server";
+  // Redis is the only layer (no memory layer), so every hit below comes from Redis.
+  serve_config cfg(fmt::format("{{memory_bytes: 0, redis_url: \"unix://{}\", redis_backoff_ms: 0, redis_timeout_ms: 500}}", pr.sock));
+  auto a = serve(cfg);
+  auto b = serve(cfg);
+  ASSERT_NE(a->port(), 0);
+  ASSERT_NE(b->port(), 0);
+  auto shared_once = [&](const std::string& q) {  // filled through A, then a hit through B?
+    auto ra = chat(a->port(), body(q, false));
+    EXPECT_EQ(ra.status, 200);
+    auto rb = chat(b->port(), body(q, false));
+    EXPECT_EQ(rb.status, 200);
+    return cache_hdr(rb) == "hit";
+  };
+  bool shared = false;
+  for (int i = 0; i < 200 && !shared; ++i) shared = shared_once(unique("before redis dies"));  // bounded: first connects
+  ASSERT_TRUE(shared);
+
+  pr.kill9();
+  // Every request still succeeds, from upstream (the cache has no layer left).
+  int64_t before = mock_requests();
+  for (int i = 0; i < 20; ++i) {
+    uint16_t port = i % 2 ? b->port() : a->port();
+    bool stream = i % 3 == 0;
+    auto r = chat(port, body(unique("while redis is down"), stream));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(r.complete) << i;
+    if (stream) EXPECT_EQ(sse_data(r.body).back(), "[DONE]");
+    EXPECT_EQ(cache_hdr(r), "miss");
+  }
+  EXPECT_EQ(mock_requests(), before + 20);
+
+  ASSERT_TRUE(pr.start());
+  bool back = false;
+  for (int i = 0; i < 200 && !back; ++i) back = shared_once(unique("after redis returns"));  // bounded reconnect
+  EXPECT_TRUE(back);
+}
+
+// ---- single-flight: the upstream call belongs to the flight -------------------------------------
+
+namespace {
+
+struct mock_counters {
+  int64_t requests = -1, cancelled = -1, completed = -1;
+};
+// /mock/stats, long-polling (up to 10 s) until the named counters reach the given values.
+mock_counters mock_stats(std::string_view wait = {}) {
+  std::string path = "/mock/stats";
+  if (!wait.empty()) path += "?" + std::string(wait);
+  auto v = fp::test::parse_json(call(g_mock->port(), "GET", path).body);
+  mock_counters c;
+  if (!v.is_object()) return c;
+  c.requests = v.at("requests").to_number<int64_t>();
+  c.cancelled = v.at("cancelled").to_number<int64_t>();
+  c.completed = v.at("completed").to_number<int64_t>();
+  return c;
+}
+
+long coalesced_total(uint16_t port) {
+  auto m = call(port, "GET", "/metrics", {}, {{"Authorization", "Bearer key-a"}});
+  auto p = m.body.find("\nfastpath_cache_coalesced_total ");
+  return p == std::string::npos ? -1L : std::atol(m.body.c_str() + p + 32);
+}
+
+// Sends a streamed request on a raw socket (read it with read_until_first_event).
+int start_stream(uint16_t port, const std::string& b) {
+  int fd = dial(port);
+  if (fd < 0) return -1;
+  send_all(fd, make_request("POST", "/v1/chat/completions", b, {{"Authorization", "Bearer key-a"}}));
+  return fd;
+}
+// Reads the response head and at least the first SSE event; "" if the connection ended first.
+std::string read_until_first_event(int fd) {
+  std::string got;
+  char buf[4096];
+  while (got.find("data: ") == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return {};
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_F(CacheGateway, StreamingLeaderLeavesMidStreamFollowersGetTheWholeStreamFromOneUpstreamCall) {
+  auto g = start_gateway("{}", clk);
+  ASSERT_TRUE(g);
+  // 60 chunks 25 ms apart: the stream is still running while everyone joins and the leader leaves.
+  std::string b = body(unique("the flight owns the call"), true, R"("temperature":0,"mock":{"itl_ms":25,"output_tokens":60})");
+  mock_counters m0 = mock_stats();
+  int leader = start_stream(g->port, b);
+  ASSERT_GE(leader, 0);
+  mock_stats(fmt::format("wait_requests={}", m0.requests + 1));  // the shared call has started
+  long c0 = coalesced_total(g->port);
+  constexpr int followers = 3;
+  std::vector<reply> got(followers);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < followers; ++i) ts.emplace_back([&, i] { got[i] = chat(g->port, b); });
+  for (int i = 0; i < 5000 && coalesced_total(g->port) < c0 + followers; ++i) {
+  }
+  ASSERT_EQ(coalesced_total(g->port), c0 + followers);
+  ASSERT_FALSE(read_until_first_event(leader).empty());  // the leader has part of the stream ...
+  ::close(leader);                              // ... and leaves in the middle of it
+  for (auto& t : ts) t.join();
+
+  auto replay = chat(g->port, b);  // the stored answer, for comparison
+  EXPECT_EQ(cache_hdr(replay), "hit");
+  auto want = sse_data(replay.body);
+  ASSERT_GE(want.size(), 60u);
+  for (auto& r : got) {
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(cache_hdr(r), "coalesced");
+    EXPECT_TRUE(r.complete);
+    EXPECT_EQ(sse_data(r.body), want);
+  }
+  mock_counters m1 = mock_stats();
+  EXPECT_EQ(m1.requests, m0.requests + 1);  // one upstream call for the leader and 3 followers
+  EXPECT_EQ(m1.cancelled, m0.cancelled);    // ... that was never cancelled
+}
+
+TEST_F(CacheGateway, SharedCallIsCancelledWhenEveryWaiterLeaves) {
+  auto g = start_gateway("{}", clk);
+  ASSERT_TRUE(g);
+  // 400 chunks 25 ms apart (10 s): only a cancellation ends it early.
+  std::string b = body(unique("nobody waits"), true, R"("temperature":0,"mock":{"itl_ms":25,"output_tokens":400})");
+  mock_counters m0 = mock_stats();
+  std::vector<int> fds;
+  fds.push_back(start_stream(g->port, b));
+  mock_stats(fmt::format("wait_requests={}", m0.requests + 1));
+  long c0 = coalesced_total(g->port);
+  for (int i = 0; i < 2; ++i) fds.push_back(start_stream(g->port, b));
+  for (int i = 0; i < 5000 && coalesced_total(g->port) < c0 + 2; ++i) {
+  }
+  ASSERT_EQ(coalesced_total(g->port), c0 + 2);
+  for (int fd : fds) {
+    ASSERT_GE(fd, 0);
+    ASSERT_FALSE(read_until_first_event(fd).empty());
+  }
+  // The first two leave: the call goes on for the third.
+  ::close(fds[0]);
+  ::close(fds[1]);
+  mock_counters mid = mock_stats();
+  EXPECT_EQ(mid.cancelled, m0.cancelled);
+  ::close(fds[2]);  // the last waiter leaves: the shared upstream call is cancelled
+  mock_counters m1 = mock_stats(fmt::format("wait_cancelled={}", m0.cancelled + 1));
+  EXPECT_EQ(m1.cancelled, m0.cancelled + 1);
+  EXPECT_EQ(m1.completed, m0.completed);
+  EXPECT_EQ(m1.requests, m0.requests + 1);
+  // Nothing was stored, and the abandoned flight is gone: the same request is a new miss.
+  int again = start_stream(g->port, b);
+  std::string head = read_until_first_event(again);
+  for (auto& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_NE(head.find("x-fastpath-cache: miss"), std::string::npos) << head;
+  ::close(again);
+}
+
+// ---- model embedders in the gateway --------------------------------------------------------------
+
+namespace {
+// A paraphrase that every embedder places close (same words), and a near-miss the guard refuses.
+void semantic_round(uint16_t port, const std::string& tag) {
+  auto q = [&](std::string s) { return body(s + " (" + tag + ")", false); };
+  EXPECT_EQ(cache_hdr(chat(port, q("How do I turn off the alarm on my iPhone?"))), "miss");
+  auto p = chat(port, q("how do I turn off the alarm on my iPhone"));
+  EXPECT_EQ(cache_hdr(p), "hit");
+  EXPECT_TRUE(p.headers.count("x-fastpath-cache-similarity"));
+  EXPECT_EQ(cache_hdr(chat(port, q("How do I turn on the alarm on my iPhone?"))), "miss");
+}
+}  // namespace
+
+TEST_F(CacheGateway, SemanticCacheWithTheUpstreamEmbeddingsEmbedder) {
+  auto g = start_gateway(fmt::format("{{semantic_models: [gpt-4o], semantic_embedder: upstream, "
+                                     "semantic_embeddings_url: \"http://127.0.0.1:{}/v1\", semantic_embeddings_dim: 128}}",
+                                     g_mock->port()),
+                         clk);
+  ASSERT_TRUE(g);
+  semantic_round(g->port, "upstream " + std::to_string(::getpid()));
+}
+
+TEST_F(CacheGateway, SemanticCacheWithTheLocalEngineEmbedder) {
+  std::string model = std::string(FASTPATH_SHARED_DIR) + "/models/stories260K.gguf";
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "shared model absent: " << model;
+  auto g = start_gateway(fmt::format("{{semantic_models: [gpt-4o], semantic_embedder: local, semantic_local_model: \"{}\"}}", model),
+                         clk);
+  ASSERT_TRUE(g);
+  semantic_round(g->port, "local " + std::to_string(::getpid()));
+}
+
+TEST_F(CacheGateway, SemanticLookupGoesOnWhenTheEmbedderIsDown) {
+  auto g = start_gateway(fmt::format("{{semantic_models: [gpt-4o], semantic_embedder: upstream, "
+                                     "semantic_embeddings_url: \"http://127.0.0.1:{}/v1\", semantic_embeddings_timeout_ms: 500}}",
+                                     dead_port()),
+                         clk);
+  ASSERT_TRUE(g);
+  std::string q = unique("embedder down");
+  EXPECT_EQ(cache_hdr(chat(g->port, body(q, false))), "miss");
+  auto r = chat(g->port, body(q, false));  // the exact layer still answers
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(cache_hdr(r), "hit");
 }

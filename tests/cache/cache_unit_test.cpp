@@ -327,7 +327,7 @@ TEST(CacheSemantic, SharedPairsZeroWrongHitsAtDefaultThreshold) {
   std::ifstream in(path);
   if (!in) GTEST_SKIP() << "shared data absent: " << path;
   fc::lexical_embedder emb;
-  double threshold = fc::config{}.semantic_threshold;
+  double threshold = fc::lexical_embedder{}.default_threshold();
   int wrong = 0, hits = 0, should = 0;
   std::string line;
   while (std::getline(in, line)) {
@@ -510,6 +510,49 @@ TEST(CacheFacade, SingleFlightAcrossThreadsStreamAndNot) {
   }
 }
 
+TEST(CacheEmbedders, LocalEngineMeanPooledHiddenStates) {
+  std::string path = std::string(FASTPATH_SHARED_DIR) + "/models/stories260K.gguf";
+  if (!std::ifstream(path)) GTEST_SKIP() << "shared model absent: " << path;
+  fc::config cfg;
+  cfg.semantic_embedder = "local";
+  cfg.semantic_local_model = path;
+  auto emb = fc::make_embedder(cfg);
+  EXPECT_EQ(emb->name(), "local");
+  EXPECT_EQ(emb->dim(), 64u);  // stories260K: n_embd 64
+  asio::io_context ioc;
+  std::vector<std::vector<float>> v;
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    for (const char* q : {"How do I turn off the alarm?", "How do I turn off the alarm?", "What is the capital of France?"}) {
+      auto r = co_await emb->embed(q);
+      EXPECT_TRUE(r);
+      if (r) v.push_back(*r);
+    }
+  }, asio::detached);
+  ioc.run();
+  ASSERT_EQ(v.size(), 3u);
+  auto dot = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += double(a[i]) * b[i];
+    return s;
+  };
+  EXPECT_NEAR(dot(v[0], v[0]), 1.0, 1e-4);  // unit length
+  EXPECT_EQ(v[0], v[1]);                    // deterministic (the KV cache is cleared between calls)
+  EXPECT_LT(dot(v[0], v[2]), 0.9999);       // different questions, different vectors
+}
+
+TEST(CacheEmbedders, FactoryErrorsNameTheField) {
+  fc::config cfg;
+  cfg.semantic_embedder = "local";
+  cfg.semantic_local_model = "/nonexistent/model.gguf";
+  EXPECT_THROW(fc::make_embedder(cfg), std::runtime_error);
+  cfg.semantic_embedder = "upstream";
+  EXPECT_THROW(fc::make_embedder(cfg), std::runtime_error);  // no URL
+  cfg.semantic_embeddings_url = "http://127.0.0.1:1/v1";
+  auto e = fc::make_embedder(cfg);
+  EXPECT_EQ(e->name(), "upstream");
+  EXPECT_EQ(e->dim(), 256u);
+}
+
 TEST(CacheConfig, YamlFieldsAndErrors) {
   auto n = YAML::Load("default_ttl_s: 60\nsemantic_models: [a, b]\nredis_url: redis://127.0.0.1:1\n");
   auto c = fc::config_from_yaml(n);
@@ -517,4 +560,12 @@ TEST(CacheConfig, YamlFieldsAndErrors) {
   EXPECT_EQ(c.semantic_models.size(), 2u);
   EXPECT_THROW(fc::config_from_yaml(YAML::Load("nope: 1")), std::runtime_error);
   EXPECT_THROW(fc::config_from_yaml(YAML::Load("memory_shards: 0")), std::runtime_error);
+  auto e = fc::config_from_yaml(YAML::Load(
+      "semantic_embedder: upstream\nsemantic_embeddings_url: http://h:1/v1\nsemantic_embeddings_dim: 64\n"
+      "semantic_local_model: m.gguf\nsemantic_threshold: 0.8\n"));
+  EXPECT_EQ(e.semantic_embeddings_dim, 64u);
+  EXPECT_EQ(e.semantic_local_model, "m.gguf");
+  EXPECT_DOUBLE_EQ(e.semantic_threshold, 0.8);
+  EXPECT_THROW(fc::config_from_yaml(YAML::Load("semantic_embedder: word2vec")), std::runtime_error);
+  EXPECT_THROW(fc::config_from_yaml(YAML::Load("semantic_embeddings_dim: 0")), std::runtime_error);
 }
