@@ -119,8 +119,12 @@ class sse_sink final : public providers::chunk_sink {
  public:
   sse_sink(request_context& ctx, http::responder& res, model_metrics* m) : ctx_(ctx), res_(res), m_(m) {}
 
-  awaitable<bool> start() {
-    if (res_.started()) co_return !res_.client_gone();
+  // Sends the response head (with `first`, the first events, in the same write).
+  awaitable<bool> start(std::string_view first = {}) {
+    if (res_.started()) {
+      if (first.empty()) co_return !res_.client_gone();
+      co_return co_await res_.write_chunk(first);
+    }
     http::header_list h;
     h.reserve(6 + ctx_.response_headers.size());
     h.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
@@ -128,20 +132,29 @@ class sse_sink final : public providers::chunk_sink {
     h.emplace_back("X-Accel-Buffering", "no");
     h.emplace_back("x-request-id", ctx_.request_id);
     for (const auto& kv : ctx_.response_headers) h.push_back(kv);
-    co_return co_await res_.begin_stream(200, h);
+    co_return co_await res_.begin_stream(200, h, first);
   }
 
-  awaitable<bool> on_chunk(const api::chunk& c) override {
-    // The gateway always asks upstreams for usage; a client that did not ask does not get it.
-    bool usage_only = c.usage && c.content.empty() && c.finish == api::finish_reason::none && !c.has_tool_calls;
-    if (usage_only && !ctx_.req.include_usage) co_return !res_.client_gone();
+  awaitable<bool> on_chunk(const api::chunk& c) override { co_return co_await on_chunks(std::span(&c, 1)); }
+
+  // Every chunk that exists now goes out in one write (one syscall, one wake-up of the client).
+  awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
     if (!m_ && !ctx_.provider.empty()) m_ = &metrics_for(ctx_.req.model, ctx_.provider);
-    if (!co_await start()) co_return false;
     buf_.clear();
-    api::append_sse_data(buf_, c.json);
-    if (!co_await res_.write_chunk(buf_)) co_return false;
-    ++chunks_;
-    if (!c.content.empty() || c.has_tool_calls) {
+    size_t n = 0;
+    bool content = false;
+    for (const auto& c : cs) {
+      // The gateway always asks upstreams for usage; a client that did not ask does not get it.
+      bool usage_only = c.usage && c.content.empty() && c.finish == api::finish_reason::none && !c.has_tool_calls;
+      if (usage_only && !ctx_.req.include_usage) continue;
+      api::append_sse_data(buf_, c.json);
+      ++n;
+      content = content || !c.content.empty() || c.has_tool_calls;
+    }
+    if (n == 0) co_return !res_.client_gone();
+    if (!co_await start(buf_)) co_return false;
+    chunks_ += static_cast<int64_t>(n);
+    if (content) {
       int64_t t = now_ns();
       if (ctx_.t.first_chunk_ns < 0) {
         ctx_.t.first_chunk_ns = t;
@@ -374,8 +387,7 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const de
     // closes, so no client mistakes it for a complete answer.
     std::string ev;
     api::append_sse_data(ev, error_body(e));
-    co_await res.write_chunk(ev);
-    co_await res.end_stream(false);
+    co_await res.end_stream(false, ev);
     finish_log(&ctx, h, 200, true, sink.chunks(), &e, nullptr);
     co_return;
   }
@@ -384,8 +396,7 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const de
     finish_log(&ctx, h, 499, true, sink.chunks(), &e, nullptr);
     co_return;
   }
-  co_await res.write_chunk(api::sse_done);
-  co_await res.end_stream(true);
+  co_await res.end_stream(true, api::sse_done);
   finish_log(&ctx, h, 200, true, sink.chunks(), nullptr, &*r);
 }
 

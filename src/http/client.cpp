@@ -181,6 +181,9 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     if (!eps) co_return eps.error();
     auto ex = co_await net::this_coro::executor;
     auto c = std::make_unique<connection>();
+    // Beast reads as much as the buffer can take and starts a flat_buffer at 512 bytes: without
+    // this a burst of SSE events arrives in many small reads (one wake-up and one write each).
+    c->buf.reserve(16 * 1024);
     beast::tcp_stream* s;
     if (where.tls) {
       c->tls.emplace(ex, *ssl_ctx);
@@ -270,7 +273,24 @@ struct client_response::impl {
         co_return make_error(errc::upstream_error, fmt::format("upstream connection failed mid-response: {}", ec.message()),
                              502);
       }
-      if (got > 0) co_return std::string_view(piece.data(), got);
+      if (got > 0) {
+        // Hand over every body byte already received (all the chunked-encoding pieces in the
+        // buffer, up to the piece size), not one HTTP chunk per call. No I/O: an incomplete
+        // piece stays in the buffer for the next call.
+        while (body.size > 0 && conn->buf.size() > 0 && !parser->is_done()) {
+          beast::error_code pec;
+          size_t used = parser->put(conn->buf.data(), pec);
+          conn->buf.consume(used);
+          if (pec == bhttp::error::need_buffer || pec == bhttp::error::need_more) pec = {};
+          if (pec) {
+            done(false);
+            co_return make_error(errc::upstream_error, fmt::format("upstream sent a malformed body: {}", pec.message()), 502);
+          }
+          if (used == 0) break;
+        }
+        got = piece.size() - body.size;
+        co_return std::string_view(piece.data(), got);
+      }
     }
     done(false);
     co_return make_error(errc::upstream_error, "upstream response made no progress", 502);

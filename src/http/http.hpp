@@ -64,12 +64,15 @@ class responder {
   // A complete response with Content-Length.
   virtual boost::asio::awaitable<bool> respond(int status, const header_list& headers,
                                                std::string_view body) = 0;
-  // Sends the head of a streamed (chunked) response. Headers should include Content-Type.
-  virtual boost::asio::awaitable<bool> begin_stream(int status, const header_list& headers) = 0;
+  // Sends the head of a streamed (chunked) response, with `first` (e.g. the first SSE events) as
+  // its first piece in the same write when not empty. Headers should include Content-Type.
+  virtual boost::asio::awaitable<bool> begin_stream(int status, const header_list& headers,
+                                                    std::string_view first = {}) = 0;
   // Sends one piece (e.g. one SSE event) and flushes it to the socket before returning.
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
-  // Ends the stream. keep_alive=false closes the connection afterwards.
-  virtual boost::asio::awaitable<bool> end_stream(bool keep_alive = true) = 0;
+  // Ends the stream, with `last` as its final piece in the same write when not empty.
+  // keep_alive=false closes the connection afterwards.
+  virtual boost::asio::awaitable<bool> end_stream(bool keep_alive = true, std::string_view last = {}) = 0;
   virtual bool client_gone() const noexcept = 0;
   virtual bool started() const noexcept = 0;  // whether a response head has been sent
   // Runs `work` while watching the client socket: when the client disconnects, `work` is

@@ -3,14 +3,16 @@
 // streamed SSE event costs one gather write and no copies of the payload.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -29,6 +31,9 @@
 #include <optional>
 #include <thread>
 #include <unordered_set>
+
+#include <sys/socket.h>
+#include <cerrno>
 
 #include "http/http.hpp"
 
@@ -112,12 +117,28 @@ struct session final : responder, std::enable_shared_from_this<session> {
   bool client_gone() const noexcept override { return gone; }
   bool started() const noexcept override { return started_; }
 
+  // Writes everything. A write the socket buffer takes at once (nearly all of them) is one
+  // non-blocking sendmsg with no timer and no trip through the reactor; the rest is written
+  // asynchronously under the write timeout.
   template <class Buffers>
   awaitable<bool> write_all(const Buffers& bufs) {
     if (gone) co_return false;
+    auto& sock = stream.socket();
+    beast::error_code ec;
+    size_t total = net::buffer_size(bufs);
+    size_t n = sock.write_some(bufs, ec);  // the socket is non-blocking (see run)
+    if (!ec && n == total) co_return true;
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) {
+      gone = true;
+      co_return false;
+    }
+    if (ec) n = 0;
+    beast::buffers_suffix<Buffers> rest(bufs);
+    rest.consume(n);
     stream.expires_after(srv.opts.write_timeout);
-    auto [ec, n] = co_await net::async_write(stream, bufs, use_tuple);
-    if (ec) {
+    auto [wec, wn] = co_await net::async_write(stream, rest, use_tuple);
+    stream.expires_never();
+    if (wec) {
       gone = true;
       co_return false;
     }
@@ -150,54 +171,106 @@ struct session final : responder, std::enable_shared_from_this<session> {
     co_return co_await write_all(bufs);
   }
 
-  awaitable<bool> begin_stream(int status, const header_list& headers) override {
+  // Chunked framing of one piece, appended to head.
+  void append_chunk_size(size_t n) { fmt::format_to(std::back_inserter(head), "{:x}\r\n", n); }
+
+  awaitable<bool> begin_stream(int status, const header_list& headers, std::string_view first) override {
     if (started_) co_return false;
     started_ = true;
     streaming = true;
     append_head(status, headers);
     head.append("Transfer-Encoding: chunked\r\n\r\n");
-    co_return co_await write_all(net::buffer(head));
+    if (first.empty()) co_return co_await write_all(net::buffer(head));
+    append_chunk_size(first.size());
+    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(first.data(), first.size()),
+                                          net::buffer("\r\n", 2)};
+    co_return co_await write_all(bufs);
   }
 
   awaitable<bool> write_chunk(std::string_view data) override {
     if (!streaming) co_return false;
     if (data.empty()) co_return !gone;  // an empty chunk would end the stream
     head.clear();
-    fmt::format_to(std::back_inserter(head), "{:x}\r\n", data.size());
+    append_chunk_size(data.size());
     std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(data.data(), data.size()),
                                           net::buffer("\r\n", 2)};
     co_return co_await write_all(bufs);
   }
 
-  awaitable<bool> end_stream(bool keep) override {
+  awaitable<bool> end_stream(bool keep, std::string_view last) override {
     if (!streaming) co_return false;
     streaming = false;
     if (!keep) keep_alive = false;
-    co_return co_await write_all(net::buffer("0\r\n\r\n", 5));
+    if (last.empty()) co_return co_await write_all(net::buffer("0\r\n\r\n", 5));
+    head.clear();
+    append_chunk_size(last.size());
+    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(last.data(), last.size()),
+                                          net::buffer("\r\n0\r\n\r\n", 7)};
+    co_return co_await write_all(bufs);
   }
 
-  // Reads from the client while a response is produced: EOF or an error means the client is gone.
-  // Pipelined bytes are kept in buf for the next request.
-  awaitable<void> watch() {
-    for (;;) {
-      auto [ec, n] = co_await stream.socket().async_read_some(buf.prepare(4096), use_tuple);
-      if (ec) {
-        if (ec != net::error::operation_aborted) gone = true;
-        co_return;
-      }
-      buf.commit(n);
-      if (buf.size() > srv.opts.max_header_bytes + srv.opts.max_body_bytes) {
-        gone = true;  // a client flooding pipelined bytes: treat as gone
-        co_return;
-      }
+  // Watching the client while a response is produced, without a second coroutine: one
+  // readiness wait on the socket (no syscall to arm; asio's reactor already polls the socket).
+  // When it fires, a peek tells a client that went away (EOF, reset) from one that pipelined its
+  // next request (bytes stay in the kernel for the next read). A client that is gone cancels the
+  // handler's pending operation through the session coroutine's cancellation slot.
+  net::cancellation_signal cancel_sig;  // bound to this session's coroutine (see accept_loop)
+  uint64_t watch_gen = 0;               // tells a stale readiness callback from the current one
+  bool watching = false;
+
+  // Peeks without blocking: true when the client has closed or reset the connection.
+  bool peer_closed() {
+    char b;
+    ssize_t n = ::recv(stream.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+
+  void client_went_away() {
+    if (gone) return;
+    gone = true;
+    cancel_sig.emit(net::cancellation_type::terminal);
+  }
+
+  void start_watch() {
+    // A close that arrived with (or right after) the request: the readiness edge is already
+    // spent, so look now; from here on the reactor reports the next edge to the wait below.
+    if (peer_closed()) {
+      gone = true;
+      return;
     }
+    watching = true;
+    uint64_t gen = ++watch_gen;
+    stream.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
+      if (gen != self->watch_gen) return;  // a later watch owns the socket now
+      self->watching = false;
+      if (ec) return;  // cancelled by stop_watch
+      if (self->peer_closed()) self->client_went_away();
+      // else: pipelined bytes; the client is there and they are read after this response
+    });
+  }
+
+  void stop_watch() {
+    if (!watching) return;
+    watching = false;
+    ++watch_gen;
+    beast::error_code ig;
+    stream.socket().cancel(ig);  // only the wait is pending here; no syscall
   }
 
   awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
-    using namespace net::experimental::awaitable_operators;
     if (gone) co_return false;
-    auto r = co_await (work() || watch());
-    co_return r.index() == 0 && !gone;
+    start_watch();
+    if (gone) co_return false;
+    try {
+      co_await work();
+    } catch (const boost::system::system_error& e) {
+      // An operation awaited after the cancellation throws (asio's default for awaitables).
+      stop_watch();
+      if (!gone) throw;
+      co_return false;
+    }
+    stop_watch();
+    co_return !gone;
   }
 
   awaitable<void> send_simple_error(int status, std::string_view type, std::string_view msg) {
@@ -212,6 +285,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   awaitable<void> run() {
     beast::error_code ignored;
     stream.socket().set_option(tcp::no_delay(true), ignored);
+    stream.socket().non_blocking(true, ignored);  // write_all tries a direct write first
     const auto& o = srv.opts;
     for (;;) {
       if (srv.stopping.load(std::memory_order_relaxed) && buf.size() == 0) break;
@@ -316,12 +390,13 @@ awaitable<void> server::impl::accept_loop(worker& w) {
     auto s = std::make_shared<session>(*this, w, std::move(sock));
     w.sessions.insert(s.get());
     active.fetch_add(1, std::memory_order_relaxed);
+    // The slot lets a client that went away cancel whatever the handler awaits at that moment.
     net::co_spawn(w.ioc, [s, this, &w]() -> awaitable<void> {
       co_await s->run();
       w.sessions.erase(s.get());
       active.fetch_sub(1, std::memory_order_relaxed);
       if (w.stopping && w.sessions.empty() && w.grace_timer) w.grace_timer->cancel();
-    }, net::detached);
+    }, net::bind_cancellation_slot(s->cancel_sig.slot(), net::detached));
   }
 }
 

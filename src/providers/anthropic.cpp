@@ -15,7 +15,7 @@ using boost::asio::awaitable;
 class anthropic_provider final : public provider {
  public:
   anthropic_provider(const deployment_spec& s, http::url_parts where)
-      : spec_(s), up_(std::move(where), http::upstream_options{s.max_connections, 16, std::chrono::seconds(60), s.verify_tls}) {}
+      : spec_(s), up_(std::move(where), http::upstream_options{s.max_connections, s.max_connections, std::chrono::seconds(60), s.verify_tls}) {}
   std::string_view name() const noexcept override { return spec_.name; }
   std::string_view kind() const noexcept override { return "anthropic"; }
 
@@ -53,22 +53,31 @@ class anthropic_provider final : public provider {
     api::sse_parser parser;
     api::sse_event ev;
     api::anthropic_stream_translator tr(req.model, true);
-    std::vector<api::chunk> out;
+    std::vector<api::chunk> out;  // every chunk translated from one read goes to the sink at once
     while (!tr.done()) {
       auto piece = co_await resp.read_some();
       if (!piece) co_return piece.error();
       if (piece->empty()) break;
       if (!parser.feed(*piece))
         co_return make_error(errc::upstream_error, "upstream sent an oversized SSE event", 502);
+      out.clear();
       while (!tr.done() && parser.next(ev)) {
-        out.clear();
+        size_t before = out.size();
         auto r = tr.on_event(ev.event, ev.data, out);
-        if (!r) co_return r.error();
-        for (const auto& c : out) {
-          if (stats.upstream_ttft_ns < 0 && (!c.content.empty() || c.has_tool_calls)) stats.upstream_ttft_ns = now_ns() - t0;
-          stats.first_byte_sent = true;
-          if (!co_await sink.on_chunk(c)) co_return make_error(errc::cancelled, "client disconnected");
+        if (!r) {  // what came before the failure still reaches the client, then the error
+          if (!out.empty()) {
+            stats.first_byte_sent = true;
+            if (!co_await sink.on_chunks(out)) co_return make_error(errc::cancelled, "client disconnected");
+          }
+          co_return r.error();
         }
+        for (size_t i = before; i < out.size(); ++i)
+          if (stats.upstream_ttft_ns < 0 && (!out[i].content.empty() || out[i].has_tool_calls))
+            stats.upstream_ttft_ns = now_ns() - t0;
+      }
+      if (!out.empty()) {
+        stats.first_byte_sent = true;
+        if (!co_await sink.on_chunks(out)) co_return make_error(errc::cancelled, "client disconnected");
       }
     }
     if (!tr.done()) co_return make_error(errc::upstream_error, "upstream ended the stream early (no message_stop)", 502);

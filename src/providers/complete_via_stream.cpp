@@ -3,6 +3,12 @@
 
 namespace fp::providers {
 
+boost::asio::awaitable<bool> chunk_sink::on_chunks(std::span<const api::chunk> cs) {
+  for (const auto& c : cs)
+    if (!co_await on_chunk(c)) co_return false;
+  co_return true;
+}
+
 boost::asio::awaitable<result<api::response>> complete_via_stream(provider& p,
                                                                   const api::request& req,
                                                                   const call_options& opts,

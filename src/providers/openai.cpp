@@ -17,7 +17,7 @@ using boost::asio::awaitable;
 class openai_provider final : public provider {
  public:
   openai_provider(const deployment_spec& s, http::url_parts where)
-      : spec_(s), up_(std::move(where), http::upstream_options{s.max_connections, 16, std::chrono::seconds(60), s.verify_tls}) {
+      : spec_(s), up_(std::move(where), http::upstream_options{s.max_connections, s.max_connections, std::chrono::seconds(60), s.verify_tls}) {
     if (!spec_.api_key.empty()) auth_ = "Bearer " + spec_.api_key;
   }
   std::string_view name() const noexcept override { return spec_.name; }
@@ -62,6 +62,7 @@ class openai_provider final : public provider {
     api::sse_parser parser;
     api::sse_event ev;
     api::usage usage;
+    std::vector<api::chunk> batch;  // every chunk parsed from one read goes to the sink at once
     bool done = false, finished = false;
     while (!done) {
       auto piece = co_await resp.read_some();
@@ -69,18 +70,28 @@ class openai_provider final : public provider {
       if (piece->empty()) break;
       if (!parser.feed(*piece))
         co_return make_error(errc::upstream_error, "upstream sent an oversized SSE event", 502);
+      batch.clear();
       while (parser.next(ev)) {
         if (ev.done()) {
           done = true;
           break;
         }
         auto c = api::parse_openai_chunk(ev.data);
-        if (!c) co_return c.error();
+        if (!c) {  // what came before the failure still reaches the client, then the error
+          if (!batch.empty()) {
+            stats.first_byte_sent = true;
+            if (!co_await sink.on_chunks(batch)) co_return make_error(errc::cancelled, "client disconnected");
+          }
+          co_return c.error();
+        }
         if (c->usage) usage = *c->usage;
         if (c->finish != api::finish_reason::none) finished = true;
         if (stats.upstream_ttft_ns < 0 && (!c->content.empty() || c->has_tool_calls)) stats.upstream_ttft_ns = now_ns() - t0;
+        batch.push_back(std::move(*c));
+      }
+      if (!batch.empty()) {
         stats.first_byte_sent = true;
-        if (!co_await sink.on_chunk(*c)) co_return make_error(errc::cancelled, "client disconnected");
+        if (!co_await sink.on_chunks(batch)) co_return make_error(errc::cancelled, "client disconnected");
       }
     }
     if (done) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,11 @@ class chunk_sink {
  public:
   virtual ~chunk_sink() = default;
   virtual boost::asio::awaitable<bool> on_chunk(const api::chunk& c) = 0;
+  // Several chunks that exist at the same moment (e.g. every event parsed from one upstream
+  // read). A sink that writes to a socket sends them with one write (one syscall, one wake-up of
+  // the client) instead of one per chunk; nothing waits for more to arrive. The default hands
+  // them to on_chunk one by one, so a sink that does not override this stays correct.
+  virtual boost::asio::awaitable<bool> on_chunks(std::span<const api::chunk> cs);
 };
 
 struct call_options {

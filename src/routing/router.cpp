@@ -386,6 +386,25 @@ class attempt_sink final : public providers::chunk_sink {
     co_return co_await claim_and_flush(&c);
   }
 
+  // The same for chunks that arrived together: those before the first content chunk are held (as
+  // above), the rest go to the client in one piece.
+  awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
+    race& R = *r_;
+    if (R.winner >= 0 && R.winner != me_) co_return false;
+    if (R.client_gone) co_return false;
+    if (R.winner != me_) {
+      attempt& A = R.slots[me_];
+      size_t i = 0;
+      while (i < cs.size() && cs[i].content.empty() && !cs[i].has_tool_calls) A.buffered.push_back(cs[i++]);
+      if (i == cs.size()) co_return true;
+      if (!co_await claim_and_flush(nullptr)) co_return false;
+      cs = cs.subspan(i);
+    }
+    bool ok = co_await R.client->on_chunks(cs);
+    if (!ok) R.client_gone = true;
+    co_return ok;
+  }
+
   // Becomes the winner (first content, or a successful end without content) and flushes.
   awaitable<bool> claim_and_flush(const api::chunk* c) {
     race& R = *r_;
@@ -397,17 +416,14 @@ class attempt_sink final : public providers::chunk_sink {
     for (int i = 0; i < R.started; ++i)
       if (i != me_ && !R.slots[i].done) R.slots[i].cancel.emit(asio::cancellation_type::terminal);
     if (R.on_win) R.on_win(A);
-    for (const auto& b : A.buffered) {
-      if (!co_await R.client->on_chunk(b)) {
+    if (c) A.buffered.push_back(*c);
+    if (!A.buffered.empty()) {
+      bool ok = co_await R.client->on_chunks(A.buffered);
+      A.buffered.clear();
+      if (!ok) {
         R.client_gone = true;
         co_return false;
       }
-    }
-    A.buffered.clear();
-    if (c) {
-      bool ok = co_await R.client->on_chunk(*c);
-      if (!ok) R.client_gone = true;
-      co_return ok;
     }
     co_return true;
   }
