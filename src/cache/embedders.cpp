@@ -52,8 +52,10 @@ class local_embedder final : public embedder {
   }
   std::string_view name() const noexcept override { return "local"; }
   size_t dim() const noexcept override { return static_cast<size_t>(ctx_->mdl().hp().n_embd); }
-  // Calibrated on ../shared/data/semantic-pairs.jsonl (docs/bench/cache.md).
-  double default_threshold() const noexcept override { return 0.90; }
+  // Above the p90 similarity of unrelated questions with stories260K (0.94 on
+  // ../shared/data/semantic-pairs.jsonl, docs/bench/cache.md): a tiny model's pooled states are
+  // all alike, so only a high threshold leaves the nearest-neighbour search any work to do.
+  double default_threshold() const noexcept override { return 0.95; }
   boost::asio::awaitable<result<std::vector<float>>> embed(std::string_view text) override { co_return embed_now(text); }
 
   result<std::vector<float>> embed_now(std::string_view text) {
@@ -114,8 +116,8 @@ class upstream_embedder final : public embedder {
   }
   std::string_view name() const noexcept override { return "upstream"; }
   size_t dim() const noexcept override { return dim_; }
-  // Calibrated for `fastpath mock`'s bag-of-words embeddings (docs/bench/cache.md); set
-  // cache.semantic_threshold for a real embedding model.
+  // A starting point for OpenAI-style embedding models; calibrate cache.semantic_threshold with
+  // `fastpath cache-eval --embedder upstream` for the model used (docs/bench/cache.md).
   double default_threshold() const noexcept override { return 0.70; }
 
   boost::asio::awaitable<result<std::vector<float>>> embed(std::string_view text) override {

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -70,6 +71,15 @@ void register_cache_eval(CLI::App& app) {
       throw CLI::RuntimeError(2);
     }
     std::map<std::string, kind_stats> kinds;
+    // Cosine similarities: paraphrases, near-misses, and unrelated questions (a of one pair
+    // against b of another): how well the embedder alone separates them, before the guard.
+    std::vector<double> sim_para, sim_near, sim_unrelated;
+    std::vector<std::vector<float>> vecs_a, vecs_b;
+    auto dot = [](const std::vector<float>& x, const std::vector<float>& y) {
+      double s = 0;
+      for (size_t i = 0; i < x.size() && i < y.size(); ++i) s += double(x[i]) * y[i];
+      return s;
+    };
     int wrong = 0, should = 0, hit_ok = 0, lineno = 0;
     std::string line;
     while (std::getline(in, line)) {
@@ -94,8 +104,12 @@ void register_cache_eval(CLI::App& app) {
       if (kind.empty()) kind = label;
       // The cache holds a; b looks it up (one scope per pair).
       fp::cache::semantic_index idx(emb->dim(), 4);
-      idx.add("pair", embed(a), {"a", a, INT64_MAX});
-      auto cands = idx.search("pair", embed(b), 1, threshold, 0);
+      auto va = embed(a), vb = embed(b);
+      (label == "hit" ? sim_para : sim_near).push_back(dot(va, vb));
+      vecs_a.push_back(va);
+      vecs_b.push_back(vb);
+      idx.add("pair", va, {"a", a, INT64_MAX});
+      auto cands = idx.search("pair", vb, 1, threshold, 0);
       bool hit = false;
       std::string why = "below threshold";
       if (!cands.empty()) {
@@ -124,6 +138,16 @@ void register_cache_eval(CLI::App& app) {
       for (auto& [r, n] : s.rejects) rej += r + "=" + std::to_string(n) + " ";
       std::printf("%-24s %6d %6d %10d  %s\n", k.c_str(), s.pairs, s.hits, s.hit_label ? 0 : s.hits, rej.c_str());
     }
+    for (size_t i = 0; i < vecs_a.size(); ++i) sim_unrelated.push_back(dot(vecs_a[i], vecs_b[(i + vecs_a.size() / 2) % vecs_a.size()]));
+    auto pct = [](std::vector<double> v, double q) {
+      if (v.empty()) return 0.0;
+      std::sort(v.begin(), v.end());
+      return v[static_cast<size_t>(q * double(v.size() - 1))];
+    };
+    for (auto& [name, v] : {std::pair<const char*, std::vector<double>&>{"paraphrase", sim_para},
+                            {"near-miss", sim_near}, {"unrelated", sim_unrelated}})
+      std::printf("similarity %-10s n=%-4zu p10=%.3f p50=%.3f p90=%.3f\n", name, v.size(), pct(v, 0.1), pct(v, 0.5),
+                  pct(v, 0.9));
     double rate = should ? double(hit_ok) / should : 0.0;
     std::printf("total: pairs=%d should_hit=%d hits=%d wrong_hits=%d\n", lineno, should, hit_ok, wrong);
     std::printf("wrong_hits=%d hit_rate=%.3f\n", wrong, rate);
