@@ -399,7 +399,10 @@ int run_memory(const args& a) {
              (*m)->describe(), kernels_isa(), a.threads, a.prompt, a.batch, a.gen);
   fmt::print("peak RSS {:.1f} MiB = file {:.1f} + KV used {:.1f} (capacity {:.1f}) + rest {:.1f} MiB\n", peak / mib,
              file / mib, kv_used / mib, kv_cap / mib, (peak - file - kv_used) / mib);
-  fmt::print("peak after the prompt {:.1f} MiB\n", after_prompt / 1024.0);
+  fmt::print("peak after the prompt {:.1f} MiB; now: RssAnon {:.1f} MiB (heap: KV, scratch), RssFile {:.1f} MiB "
+             "(mapped pages actually read + binary)\n",
+             after_prompt / 1024.0, static_cast<double>(status_kb("RssAnon")) / 1024.0,
+             static_cast<double>(status_kb("RssFile")) / 1024.0);
   fmt::print("rest = process baseline before loading {:.1f} MiB + {:.1f} MiB; scratch bound (formula) {:.1f} MiB\n",
              base / mib, (peak - file - kv_used - base) / mib, bound / mib);
   return 0;
