@@ -328,30 +328,6 @@ std::string make_completion_response_json(const chunk_meta& m, std::string_view 
   return out;
 }
 
-result<response> parse_openai_response(std::string_view body) {
-  auto parsed = detail::parse_json(body, "The upstream response");
-  if (!parsed) return make_error(errc::upstream_error, parsed.error().message, 502);
-  if (!parsed->is_object()) return make_error(errc::upstream_error, "the upstream response is not a JSON object", 502);
-  const auto& o = parsed->get_object();
-  if (auto* e = o.if_contains("error"); e && !e->is_null()) {
-    return upstream_error_from_body(502, body, wire_format::openai);
-  }
-  response r;
-  auto* ch = o.if_contains("choices");
-  if (!ch || !ch->is_array()) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);
-  for (const auto& cv : ch->get_array()) {
-    if (!cv.is_object()) continue;
-    const auto& co = cv.get_object();
-    if (member_int(co, "index") != 0) continue;
-    r.finish = finish_reason_from_name(member_string(co, "finish_reason"));
-    if (auto* t = co.if_contains("text"); t && t->is_string()) r.content = sv(t->get_string());
-    if (auto* mv = co.if_contains("message"); mv && mv->is_object()) {
-      r.content = member_string(mv->get_object(), "content");
-    }
-  }
-  if (auto* u = o.if_contains("usage"); u && u->is_object()) r.usage = usage_from_json(u->get_object());
-  r.json.assign(body);
-  return r;
-}
+// parse_openai_response lives in chunks.cpp (the same on-demand parser as stream chunks).
 
 }  // namespace fp::api

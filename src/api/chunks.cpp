@@ -1,4 +1,5 @@
 // Stream chunks: building chat.completion.chunk / text_completion JSON and the fast chunk parser.
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include "api/api.hpp"
@@ -313,6 +314,57 @@ result<chunk> parse_openai_chunk(std::string_view data) {
   }
   c.json.assign(data);
   return c;
+}
+
+
+// A complete response, read with the same on-demand parser as a chunk (only choice 0's content and
+// finish reason, and usage, are extracted; the text is kept as is).
+result<response> parse_openai_response(std::string_view body) {
+  thread_local od::parser parser;
+  thread_local std::string padded;
+  padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  padded.assign(body);
+  auto bad = [](std::string_view why) {
+    return make_error(errc::upstream_error, fmt::format("The upstream response is not valid: {}", why), 502);
+  };
+  od::document doc;
+  if (parser.iterate(padded.data(), padded.size(), padded.capacity()).get(doc) != simdjson::SUCCESS)
+    return bad("not JSON");
+  od::object root;
+  if (doc.get_object().get(root) != simdjson::SUCCESS) return bad("not a JSON object");
+  chunk c;
+  bool has_choices = false;
+  for (auto field : root) {
+    std::string_view k;
+    if (field.unescaped_key().get(k) != simdjson::SUCCESS) return bad("bad key");
+    od::value fv;
+    if (field.value().get(fv) != simdjson::SUCCESS) return bad("bad value");
+    if (k == "choices") {
+      od::array arr;
+      if (fv.get_array().get(arr) != simdjson::SUCCESS) return bad("'choices' is not an array");
+      has_choices = true;
+      bool first = true;
+      for (auto el : arr) {
+        od::value ev;
+        if (el.get(ev) != simdjson::SUCCESS) return bad("bad choice");
+        if (first && !read_choice(ev, c)) return bad("bad choice");
+        first = false;
+      }
+    } else if (k == "usage") {
+      if (!read_usage(fv, c.usage)) return bad("bad usage");
+    } else if (k == "error") {
+      bool is_null = false;
+      if (fv.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      return upstream_error_from_body(502, body, wire_format::openai);
+    }
+  }
+  if (!has_choices) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);
+  response r;
+  r.json.assign(body);
+  r.content = std::move(c.content);
+  r.finish = c.finish;
+  r.usage = c.usage;
+  return r;
 }
 
 }  // namespace fp::api

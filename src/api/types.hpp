@@ -42,6 +42,10 @@ struct request {
   std::optional<double> temperature;
   std::optional<int64_t> seed;
   int64_t n = 1;
+  // The client's body text, exactly as received, while `body` still says the same: an
+  // OpenAI-compatible provider then forwards these bytes instead of re-serialising `body`.
+  // Anything that changes `body` (or the model sent upstream) must clear it.
+  std::string raw_body;
 };
 
 // One streamed event, always in OpenAI `chat.completion.chunk` (or `text_completion`) form, however

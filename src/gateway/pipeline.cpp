@@ -332,6 +332,7 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
     finish_log(nullptr, req, e.status(), false, 0, &e, nullptr);
     co_return;
   }
+  parsed->raw_body = std::move(req.body);  // forwarded as is while nothing changes the request
   request_context ctx{req, std::move(*parsed), std::move(api_key), {}, {}, {}, {}, {}, {}};
   ctx.t.received_ns = req.received_ns;
   ctx.request_id = fmt::format("fp-{:x}-{:x}", static_cast<uint64_t>(system_clock::instance().wall_ms()),

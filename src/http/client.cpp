@@ -7,14 +7,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <fmt/format.h>
@@ -205,6 +206,7 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     }
     beast::error_code ig;
     s->socket().set_option(tcp::no_delay(true), ig);
+    s->socket().non_blocking(true, ig);  // send() tries a direct write first
     if (where.tls) {
       if (!SSL_set_tlsext_host_name(c->tls->native_handle(), where.host.c_str()))
         co_return make_error(errc::upstream_unreachable, fmt::format("TLS: cannot set SNI for {}", where.host));
@@ -336,9 +338,9 @@ upstream::~upstream() = default;
 const url_parts& upstream::where() const noexcept { return impl_->where; }
 
 namespace {
-template <class Stream, class Msg>
-awaitable<std::tuple<beast::error_code, size_t>> write_on(Stream& s, Msg& m) {
-  co_return co_await bhttp::async_write(s, m, use_tuple);
+template <class Stream, class Buffers>
+awaitable<std::tuple<beast::error_code, size_t>> write_on(Stream& s, const Buffers& b) {
+  co_return co_await net::async_write(s, b, use_tuple);
 }
 template <class Stream, class Parser>
 awaitable<std::tuple<beast::error_code, size_t>> read_header_on(Stream& s, beast::flat_buffer& b, Parser& p) {
@@ -352,15 +354,22 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
   auto total_deadline = start + t.total;
   pool& p = up->this_thread_pool();
 
-  bhttp::request<bhttp::string_body> msg;
-  msg.method_string(req.method);
-  msg.target(req.target);
-  msg.version(11);
-  msg.set(bhttp::field::host, up->host_header);
-  for (auto& [k, v] : req.headers) msg.set(k, v);
-  msg.keep_alive(true);
-  msg.body() = std::move(req.body);
-  msg.prepare_payload();
+  // The request head as raw bytes (no serializer): written with the body in one gather write.
+  std::string head;
+  head.reserve(160 + req.target.size() + 64 * req.headers.size());
+  head.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\nHost: ").append(up->host_header);
+  head.append("\r\n");
+  for (const auto& [k, v] : req.headers) {
+    if (beast::iequals(k, "host") || beast::iequals(k, "content-length") || beast::iequals(k, "connection") ||
+        beast::iequals(k, "transfer-encoding"))
+      continue;  // set here
+    head.append(k).append(": ").append(v).append("\r\n");
+  }
+  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH")
+    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", req.body.size());
+  head.append("\r\n");
+  const std::array<net::const_buffer, 2> msg{net::buffer(head), net::buffer(req.body)};
+  const size_t msg_bytes = head.size() + req.body.size();
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<connection> c;
@@ -400,8 +409,25 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
     }
 
     auto fb = min_ms(t.first_byte, until(total_deadline));
+    beast::error_code wec;
+    size_t direct = 0;
+    if (!c->tls) {
+      // Nearly always the socket buffer takes the whole request at once: one sendmsg, no timer,
+      // no reactor round trip. Only what is left is written asynchronously under the deadline.
+      auto& sock = c->plain->socket();
+      direct = sock.write_some(msg, wec);
+      if (wec == net::error::would_block || wec == net::error::try_again) {
+        wec = {};
+        direct = 0;
+      }
+    }
     c->lowest().expires_after(fb);
-    auto [wec, wn] = c->tls ? co_await write_on(*c->tls, msg) : co_await write_on(*c->plain, msg);
+    if (!wec && direct < msg_bytes) {
+      beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(msg);
+      rest.consume(direct);
+      auto [ec2, n2] = c->tls ? co_await write_on(*c->tls, rest) : co_await write_on(*c->plain, rest);
+      wec = ec2;
+    }
     auto sent = steady::now();
     auto fail = [&](beast::error_code ec, bool first_byte_phase) -> error {
       if (ec == beast::error::timeout)

@@ -10,6 +10,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
@@ -264,12 +265,13 @@ struct session final : responder, std::enable_shared_from_this<session> {
     try {
       co_await work();
     } catch (const boost::system::system_error& e) {
-      // An operation awaited after the cancellation throws (asio's default for awaitables).
+      // Code that turned throw_if_cancelled back on throws when it awaits after a cancellation.
       stop_watch();
       if (!gone) throw;
-      co_return false;
     }
     stop_watch();
+    if (gone)  // the session goes on (logging, closing): clear the cancellation it received
+      co_await net::this_coro::reset_cancellation_state(net::enable_terminal_cancellation());
     co_return !gone;
   }
 
@@ -283,6 +285,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
   }
 
   awaitable<void> run() {
+    // A client that goes away cancels the awaited operation (see run_watching_client); awaits
+    // then report operation_aborted instead of throwing (no exceptions on the data plane).
+    co_await net::this_coro::throw_if_cancelled(false);
     beast::error_code ignored;
     stream.socket().set_option(tcp::no_delay(true), ignored);
     stream.socket().non_blocking(true, ignored);  // write_all tries a direct write first
@@ -392,7 +397,13 @@ awaitable<void> server::impl::accept_loop(worker& w) {
     active.fetch_add(1, std::memory_order_relaxed);
     // The slot lets a client that went away cancel whatever the handler awaits at that moment.
     net::co_spawn(w.ioc, [s, this, &w]() -> awaitable<void> {
-      co_await s->run();
+      try {
+        co_await s->run();
+      } catch (const std::exception& e) {  // never leak the session (stop() waits for it)
+        log(log_level::error, "http", fmt::format("connection failed: {}", e.what()));
+        beast::error_code ig;
+        s->stream.socket().close(ig);
+      }
       w.sessions.erase(s.get());
       active.fetch_sub(1, std::memory_order_relaxed);
       if (w.stopping && w.sessions.empty() && w.grace_timer) w.grace_timer->cancel();

@@ -23,7 +23,47 @@ class openai_provider final : public provider {
   std::string_view name() const noexcept override { return spec_.name; }
   std::string_view kind() const noexcept override { return "openai"; }
 
+  // The client's bytes, forwarded as they came when nothing needs to change (the common case):
+  // the same model, and for a stream only stream_options.include_usage to add (spliced in). Empty
+  // when the body must be rebuilt.
+  std::string passthrough(const api::request& req, const call_options& opts, bool stream) const {
+    if (req.raw_body.empty()) return {};
+    if (!opts.upstream_model.empty() && opts.upstream_model != req.model) return {};
+    const auto* so = req.body.if_contains("stream_options");
+    if (!stream) {
+      if (so || req.body.contains("stream")) return {};
+      return req.raw_body;
+    }
+    const auto* st = req.body.if_contains("stream");
+    if (!st || *st != true) return {};
+    if (!spec_.request_usage || (so && so->is_object() && so->as_object().if_contains("include_usage") &&
+                                 so->as_object().at("include_usage") == true))
+      return req.raw_body;
+    if (so) return {};
+    auto brace = req.raw_body.find('{');
+    if (brace == std::string::npos) return {};
+    static constexpr std::string_view usage_opt = "\"stream_options\":{\"include_usage\":true},";
+    std::string out;
+    out.reserve(req.raw_body.size() + usage_opt.size());
+    out.append(req.raw_body, 0, brace + 1).append(usage_opt).append(req.raw_body, brace + 1);
+    return out;
+  }
+
   http::client_request build(const api::request& req, const call_options& opts, bool stream) const {
+    http::client_request r;
+    r.body = passthrough(req, opts, stream);
+    if (r.body.empty()) r.body = rebuild(req, opts, stream);
+    r.target = up_.where().base_path +
+               (req.kind == api::endpoint::completions ? "/completions" : "/chat/completions");
+    r.headers.reserve(4 + spec_.headers.size());
+    r.headers.emplace_back("Content-Type", "application/json");
+    if (stream) r.headers.emplace_back("Accept", "text/event-stream");
+    if (!auth_.empty()) r.headers.emplace_back("Authorization", auth_);
+    for (const auto& h : spec_.headers) r.headers.push_back(h);
+    return r;
+  }
+
+  std::string rebuild(const api::request& req, const call_options& opts, bool stream) const {
     boost::json::object body = req.body;
     if (!opts.upstream_model.empty()) body["model"] = opts.upstream_model;
     if (stream) {
@@ -37,16 +77,7 @@ class openai_provider final : public provider {
       body.erase("stream");
       body.erase("stream_options");
     }
-    http::client_request r;
-    r.target = up_.where().base_path +
-               (req.kind == api::endpoint::completions ? "/completions" : "/chat/completions");
-    r.headers.reserve(4 + spec_.headers.size());
-    r.headers.emplace_back("Content-Type", "application/json");
-    if (stream) r.headers.emplace_back("Accept", "text/event-stream");
-    if (!auth_.empty()) r.headers.emplace_back("Authorization", auth_);
-    for (const auto& h : spec_.headers) r.headers.push_back(h);
-    r.body = boost::json::serialize(body);
-    return r;
+    return boost::json::serialize(body);
   }
 
   awaitable<result<api::usage>> stream(const api::request& req, const call_options& opts,

@@ -307,6 +307,7 @@ class routing_stage final : public gateway::request_stage {
       e.decision_counter(alias->name, t.name).inc();
       ctx.req.model = t.model;
       ctx.req.body["model"] = t.model;
+      ctx.req.raw_body.clear();  // the body changed
       if (e.cfg.route_header)
         add_or_extend_header(ctx.response_headers, "x-fastpath-route",
                              fmt::format("model={} score={:.2f} reasons={}", t.model, s.score, s.reasons_joined()));
