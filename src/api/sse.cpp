@@ -1,6 +1,8 @@
 // Incremental Server-Sent-Events parser (WHATWG EventSource parsing rules, minus id/retry use).
 #include "api/api.hpp"
 
+#include <cstring>
+
 namespace fp::api {
 
 bool sse_parser::feed(std::string_view bytes) {
@@ -38,10 +40,14 @@ bool sse_parser::next(sse_event& out) {
         continue;
       }
     }
-    // Find the end of the next line.
-    size_t end = pos_;
-    while (end < buf_.size() && buf_[end] != '\n' && buf_[end] != '\r') ++end;
-    if (end == buf_.size()) return false;  // incomplete line
+    // Find the end of the next line (memchr: vectorised, unlike a byte loop).
+    const char* base = buf_.data();
+    const char* nl = static_cast<const char*>(std::memchr(base + pos_, '\n', buf_.size() - pos_));
+    const char* stop = nl ? nl : base + buf_.size();
+    const char* cr = static_cast<const char*>(std::memchr(base + pos_, '\r', static_cast<size_t>(stop - (base + pos_))));
+    if (cr) stop = cr;
+    else if (!nl) return false;  // incomplete line
+    size_t end = static_cast<size_t>(stop - base);
     std::string_view line(buf_.data() + pos_, end - pos_);
     if (buf_[end] == '\r') pending_cr_ = true;
     pos_ = end + 1;
@@ -49,8 +55,9 @@ bool sse_parser::next(sse_event& out) {
     if (line.empty()) {
       // Dispatch.
       if (cur_has_data_) {
-        out.event = std::move(cur_.event);
-        out.data = std::move(cur_.data);
+        // Swap, not move: both strings keep their buffers for the next events (no allocation).
+        out.event.swap(cur_.event);
+        out.data.swap(cur_.data);
         cur_.event.clear();
         cur_.data.clear();
         cur_has_data_ = false;
