@@ -353,7 +353,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
         log(log_level::error, "http", fmt::format("handler failed: {}", e.what()));
         keep_alive = false;
       }
-      if (!started_) co_await send_simple_error(500, "server_error", "handler sent no response");
+      // (not after the client went away: the session is cancelled then, and awaiting a nested
+      // coroutine would throw out of run(), leaving a dangling session in w.sessions)
+      if (!started_ && !gone) co_await send_simple_error(500, "server_error", "handler sent no response");
       if (streaming) keep_alive = false;  // the handler did not end its stream
       if (gone || !keep_alive) break;
     }
