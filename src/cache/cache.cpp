@@ -552,10 +552,7 @@ awaitable<ticket> cache::begin(const request_info& info) {
 
 namespace {
 
-awaitable<bool> cancelled_here() {
-  auto cs = co_await asio::this_coro::cancellation_state;
-  co_return cs.cancelled() != asio::cancellation_type::none;
-}
+bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
 
 }  // namespace
 
@@ -609,7 +606,8 @@ awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_si
     if (v.fresh.empty()) {
       w->timer.expires_after(std::chrono::seconds(1));  // safety net only; woken by the runner
       co_await w->timer.async_wait(use_tuple);
-      if (co_await cancelled_here()) co_return gone();
+      // (read inline: co_await on a nested awaitable throws once the coroutine is cancelled)
+      if (cancelled(co_await asio::this_coro::cancellation_state)) co_return gone();
     }
   }
 }
@@ -632,7 +630,7 @@ awaitable<result<api::response>> cache::serve_complete(ticket& t, upstream_compl
     }
     w->timer.expires_after(std::chrono::seconds(1));
     co_await w->timer.async_wait(use_tuple);
-    if (co_await cancelled_here()) co_return make_error(errc::cancelled, "client disconnected");
+    if (cancelled(co_await asio::this_coro::cancellation_state)) co_return make_error(errc::cancelled, "client disconnected");
   }
 }
 
