@@ -33,8 +33,6 @@
 #include <thread>
 #include <unordered_set>
 
-#include <sys/socket.h>
-#include <cerrno>
 
 #include "http/http.hpp"
 
@@ -211,20 +209,16 @@ struct session final : responder, std::enable_shared_from_this<session> {
   }
 
   // Watching the client while a response is produced, without a second coroutine: one
-  // readiness wait on the socket (no syscall to arm; asio's reactor already polls the socket).
-  // When it fires, a peek tells a client that went away (EOF, reset) from one that pipelined its
-  // next request (bytes stay in the kernel for the next read). A client that is gone cancels the
-  // handler's pending operation through the session coroutine's cancellation slot.
+  // asynchronous 1-byte MSG_PEEK receive. asio tries it at once (EAGAIN while the client waits)
+  // and then leaves it queued on the reactor, which already polls the socket: no extra syscalls.
+  // It completes with EOF or an error when the client went away, or with one byte when the
+  // client pipelined its next request (the bytes stay in the kernel for the next read). A client
+  // that is gone cancels the handler's pending operation through the session coroutine's
+  // cancellation slot.
   net::cancellation_signal cancel_sig;  // bound to this session's coroutine (see accept_loop)
-  uint64_t watch_gen = 0;               // tells a stale readiness callback from the current one
+  uint64_t watch_gen = 0;               // tells a stale completion from the current watch
   bool watching = false;
-
-  // Peeks without blocking: true when the client has closed or reset the connection.
-  bool peer_closed() {
-    char b;
-    ssize_t n = ::recv(stream.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-  }
+  char peek_byte = 0;
 
   void client_went_away() {
     if (gone) return;
@@ -233,21 +227,17 @@ struct session final : responder, std::enable_shared_from_this<session> {
   }
 
   void start_watch() {
-    // A close that arrived with (or right after) the request: the readiness edge is already
-    // spent, so look now; from here on the reactor reports the next edge to the wait below.
-    if (peer_closed()) {
-      gone = true;
-      return;
-    }
     watching = true;
     uint64_t gen = ++watch_gen;
-    stream.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
-      if (gen != self->watch_gen) return;  // a later watch owns the socket now
-      self->watching = false;
-      if (ec) return;  // cancelled by stop_watch
-      if (self->peer_closed()) self->client_went_away();
-      // else: pipelined bytes; the client is there and they are read after this response
-    });
+    stream.socket().async_receive(
+        net::buffer(&peek_byte, 1), tcp::socket::message_peek,
+        [self = shared_from_this(), gen](beast::error_code ec, size_t n) {
+          if (gen != self->watch_gen) return;  // stop_watch ran (or a later watch owns the socket)
+          self->watching = false;
+          if (ec == net::error::operation_aborted) return;
+          if (ec || n == 0) self->client_went_away();  // EOF, reset
+          // else: pipelined bytes; the client is there and they are read after this response
+        });
   }
 
   void stop_watch() {
@@ -255,13 +245,12 @@ struct session final : responder, std::enable_shared_from_this<session> {
     watching = false;
     ++watch_gen;
     beast::error_code ig;
-    stream.socket().cancel(ig);  // only the wait is pending here; no syscall
+    stream.socket().cancel(ig);  // only the peek is pending here; no syscall
   }
 
   awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
     if (gone) co_return false;
     start_watch();
-    if (gone) co_return false;
     try {
       co_await work();
     } catch (const boost::system::system_error& e) {
