@@ -85,7 +85,11 @@ result<url_parts> parse_base_url(std::string_view url) {
 
 namespace {
 
+constexpr size_t piece_bytes = 16384;  // the most one read_some hands over
+
 struct connection {
+  // Where read_some puts body bytes: per connection (allocated once, not zeroed), not per request.
+  std::unique_ptr<char[]> piece{new char[piece_bytes]};
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buf;
@@ -233,7 +237,6 @@ struct client_response::impl {
   steady::time_point total_deadline;
   int64_t ttfb = -1;
   bool finished = false;
-  std::array<char, 16384> piece;
 
   ~impl() {
     if (conn) up->release(*p, std::move(conn), false);
@@ -258,13 +261,14 @@ struct client_response::impl {
         co_return std::string_view{};
       }
       auto& body = parser->get().body();
-      body.data = piece.data();
-      body.size = piece.size();
+      char* const piece = conn->piece.get();
+      body.data = piece;
+      body.size = piece_bytes;
       bool total_bound = until(total_deadline) <= t.chunk_gap;
       conn->lowest().expires_after(min_ms(t.chunk_gap, until(total_deadline)));
       auto [ec, n] = conn->tls ? co_await read_some_on(*conn->tls) : co_await read_some_on(*conn->plain);
       if (ec == bhttp::error::need_buffer) ec = {};
-      size_t got = piece.size() - body.size;
+      size_t got = piece_bytes - body.size;
       if (ec) {
         done(false);
         if (ec == beast::error::timeout)
@@ -290,8 +294,8 @@ struct client_response::impl {
           }
           if (used == 0) break;
         }
-        got = piece.size() - body.size;
-        co_return std::string_view(piece.data(), got);
+        got = piece_bytes - body.size;
+        co_return std::string_view(piece, got);
       }
     }
     done(false);
