@@ -25,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <csignal>
@@ -80,6 +81,12 @@ struct worker {
   std::unordered_set<session*> sessions;  // touched only on this worker's thread
   std::optional<net::steady_timer> grace_timer;
   bool stopping = false;  // this worker's view (set on its thread)
+  // Connection deadlines (idle, read, write) are checked by one coarse sweep per worker instead of
+  // a timer re-armed around every read and write (a timerfd_settime syscall each time).
+  std::optional<net::steady_timer> sweep_timer;
+  std::chrono::milliseconds sweep_tick{1000};
+  bool sweep_armed = false;
+  void arm_sweep();
 };
 
 }  // namespace
@@ -111,7 +118,17 @@ struct session final : responder, std::enable_shared_from_this<session> {
   bool streaming = false;
   bool keep_alive = true;
 
+  int64_t deadline_ns = 0;  // 0: none; the worker's sweep cancels the socket's operations after it
+  bool timed_out = false;
+
   session(server::impl& s, worker& wk, tcp::socket sock) : srv(s), w(wk), stream(std::move(sock)) {}
+
+  void set_deadline(std::chrono::milliseconds d) {
+    timed_out = false;
+    deadline_ns = now_ns() + static_cast<int64_t>(d.count()) * 1000000;
+    w.arm_sweep();
+  }
+  void clear_deadline() { deadline_ns = 0; }
 
   bool client_gone() const noexcept override { return gone; }
   bool started() const noexcept override { return started_; }
@@ -134,9 +151,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (ec) n = 0;
     beast::buffers_suffix<Buffers> rest(bufs);
     rest.consume(n);
-    stream.expires_after(srv.opts.write_timeout);
-    auto [wec, wn] = co_await net::async_write(stream, rest, use_tuple);
-    stream.expires_never();
+    set_deadline(srv.opts.write_timeout);
+    auto [wec, wn] = co_await net::async_write(stream.socket(), rest, use_tuple);
+    clear_deadline();
     if (wec) {
       gone = true;
       co_return false;
@@ -285,8 +302,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
       if (srv.stopping.load(std::memory_order_relaxed) && buf.size() == 0) break;
       idle = true;
       if (buf.size() == 0) {
-        stream.expires_after(o.idle_timeout);
-        auto [ec, n] = co_await stream.async_read_some(buf.prepare(8192), use_tuple);
+        set_deadline(o.idle_timeout);
+        auto [ec, n] = co_await stream.socket().async_read_some(buf.prepare(8192), use_tuple);
         if (ec) break;
         buf.commit(n);
       }
@@ -294,18 +311,18 @@ struct session final : responder, std::enable_shared_from_this<session> {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
       parser.body_limit(o.max_body_bytes);
-      stream.expires_after(o.read_timeout);
-      auto [hec, hn] = co_await bhttp::async_read_header(stream, buf, parser, use_tuple);
+      set_deadline(o.read_timeout);
+      auto [hec, hn] = co_await bhttp::async_read_header(stream.socket(), buf, parser, use_tuple);
       beast::error_code ec = hec;
       if (!ec && !parser.is_done()) {
         // curl and others wait (up to 1 s) for "100 Continue" before sending a larger body.
         auto expect = parser.get()[bhttp::field::expect];
         if (expect.size() == 12 && beast::iequals(expect, "100-continue")) {
-          auto [wec, wn] = co_await net::async_write(stream, net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), use_tuple);
+          auto [wec, wn] = co_await net::async_write(stream.socket(), net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), use_tuple);
           ec = wec;
         }
         if (!ec) {
-          auto [bec, bn] = co_await bhttp::async_read(stream, buf, parser, use_tuple);
+          auto [bec, bn] = co_await bhttp::async_read(stream.socket(), buf, parser, use_tuple);
           ec = bec;
         }
       }
@@ -323,7 +340,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
         }
         break;
       }
-      stream.expires_never();
+      clear_deadline();
       auto& msg = parser.get();
       request req;
       req.received_ns = now_ns();
@@ -353,6 +370,31 @@ struct session final : responder, std::enable_shared_from_this<session> {
   }
 };
 
+void worker::arm_sweep() {
+  if (sweep_armed) return;
+  sweep_armed = true;
+  if (!sweep_timer) sweep_timer.emplace(ioc);
+  sweep_timer->expires_after(sweep_tick);
+  sweep_timer->async_wait([this](beast::error_code ec) {
+    sweep_armed = false;
+    if (ec) return;
+    const int64_t now = now_ns();
+    bool pending = false;
+    for (session* s : sessions) {
+      if (s->deadline_ns == 0) continue;
+      if (now >= s->deadline_ns) {
+        s->deadline_ns = 0;
+        s->timed_out = true;
+        beast::error_code ig;
+        s->stream.socket().cancel(ig);  // the awaited read or write ends with operation_aborted
+      } else {
+        pending = true;
+      }
+    }
+    if (pending) arm_sweep();
+  });
+}
+
 }  // namespace
 
 void server::impl::stop_worker(worker& w) {
@@ -362,7 +404,10 @@ void server::impl::stop_worker(worker& w) {
   if (w.acceptor) w.acceptor->close(ignored);
   for (session* s : w.sessions)
     if (s->idle) s->stream.socket().cancel(ignored);
-  if (w.sessions.empty()) return;
+  if (w.sessions.empty()) {
+    if (w.sweep_timer) w.sweep_timer->cancel();
+    return;
+  }
   w.grace_timer.emplace(w.ioc);
   w.grace_timer->expires_after(opts.shutdown_grace);
   w.grace_timer->async_wait([&w](beast::error_code ec) {
@@ -397,7 +442,10 @@ awaitable<void> server::impl::accept_loop(worker& w) {
       }
       w.sessions.erase(s.get());
       active.fetch_sub(1, std::memory_order_relaxed);
-      if (w.stopping && w.sessions.empty() && w.grace_timer) w.grace_timer->cancel();
+      if (w.stopping && w.sessions.empty()) {
+        if (w.grace_timer) w.grace_timer->cancel();
+        if (w.sweep_timer) w.sweep_timer->cancel();  // or run() would wait for its next tick
+      }
     }, net::bind_cancellation_slot(s->cancel_sig.slot(), net::detached));
   }
 }
@@ -413,8 +461,12 @@ result<void> server::listen() {
   if (ec) return make_error(errc::invalid_request, fmt::format("server.host: '{}' is not an IP address", o.host));
   int n = o.threads > 0 ? o.threads : 1;
   uint16_t port = o.port;
+  // Deadlines fire up to one sweep tick late: an eighth of the shortest timeout, 5 ms to 1 s.
+  auto shortest = std::min({o.idle_timeout, o.read_timeout, o.write_timeout});
+  auto tick = std::clamp(shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<worker>();
+    w->sweep_tick = tick;
     auto& a = w->acceptor.emplace(w->ioc);
     tcp::endpoint ep(addr, port);
     a.open(ep.protocol(), ec);
