@@ -6,6 +6,8 @@
 #
 # usage: bench/gateway/cpu_per_request.sh            (from the repository root, after a release build)
 # knobs: TARGET=fastpath|nginx BIN=build/release/fastpath N=20000 C=1 STREAM=0|1 CPU=0
+#        CACHE_ENABLED=false|true (fastpath: the default memory cache on; bench requests are not
+#        repeatable, so this measures its bypass path)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$(realpath "${BIN:-build/release/fastpath}")"
@@ -46,7 +48,7 @@ else
   cat >"$OUT/gw.yaml" <<YAML
 server: {host: 127.0.0.1, port: $PROXY_PORT, threads: 1}
 log: {access_log: false, level: error}
-cache: {enabled: false}
+cache: {enabled: ${CACHE_ENABLED:-false}}
 providers: [{name: mock, kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1", max_connections: 256}]
 models: [{name: gpt-4o, provider: mock}]
 YAML
