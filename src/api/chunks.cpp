@@ -264,76 +264,28 @@ bool read_choice(od::value v, chunk& c) {
 
 }  // namespace
 
-result<chunk> parse_openai_chunk(std::string_view data) {
-  thread_local od::parser parser;
-  thread_local std::string padded;
-  padded.reserve(data.size() + simdjson::SIMDJSON_PADDING);
-  padded.assign(data);
+namespace {
+
+// Reads an OpenAI stream chunk or complete response (the same shape for what is read here: choice
+// 0's content / finish reason / tool calls, usage, an error object) with the on-demand parser.
+// `why` names what was wrong; an {"error":...} object -> its message in `upstream_message`.
+struct openai_object {
   chunk c;
-  od::document doc;
-  if (parser.iterate(padded.data(), padded.size(), padded.capacity()).get(doc) != simdjson::SUCCESS) {
-    return bad_chunk("not JSON");
-  }
-  od::object root;
-  if (doc.get_object().get(root) != simdjson::SUCCESS) return bad_chunk("not a JSON object");
-  bool first_choice_seen = false;
-  for (auto field : root) {
-    std::string_view k;
-    if (field.unescaped_key().get(k) != simdjson::SUCCESS) return bad_chunk("bad key");
-    od::value fv;
-    if (field.value().get(fv) != simdjson::SUCCESS) return bad_chunk("bad value");
-    if (k == "choices") {
-      od::array arr;
-      if (fv.get_array().get(arr) != simdjson::SUCCESS) return bad_chunk("'choices' is not an array");
-      for (auto el : arr) {
-        od::value ev;
-        if (el.get(ev) != simdjson::SUCCESS) return bad_chunk("bad choice");
-        if (!first_choice_seen) {
-          first_choice_seen = true;
-          if (!read_choice(ev, c)) return bad_chunk("bad choice");
-        }
-        // Later choices (n > 1) are skipped by the iterator.
-      }
-    } else if (k == "usage") {
-      if (!read_usage(fv, c.usage)) return bad_chunk("bad usage");
-    } else if (k == "error") {
-      std::string msg = "upstream error";
-      od::object eo;
-      if (fv.get_object().get(eo) == simdjson::SUCCESS) {
-        for (auto ef : eo) {
-          std::string_view ek;
-          if (ef.unescaped_key().get(ek) != simdjson::SUCCESS) break;
-          if (ek == "message") {
-            std::string_view m;
-            if (ef.value().get_string().get(m) == simdjson::SUCCESS) msg = std::string(m);
-          }
-        }
-      }
-      return make_error(errc::upstream_error, std::move(msg), 502);
-    }
-  }
-  c.json.assign(data);
-  return c;
-}
+  bool has_choices = false;
+  bool is_error = false;
+  std::string upstream_message = "upstream error";
+};
 
-
-// A complete response, read with the same on-demand parser as a chunk (only choice 0's content and
-// finish reason, and usage, are extracted; the text is kept as is).
-result<response> parse_openai_response(std::string_view body) {
+result<void> read_openai_object(std::string_view text, openai_object& out, error (*bad)(std::string_view)) {
   thread_local od::parser parser;
   thread_local std::string padded;
-  padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  padded.assign(body);
-  auto bad = [](std::string_view why) {
-    return make_error(errc::upstream_error, fmt::format("The upstream response is not valid: {}", why), 502);
-  };
+  padded.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+  padded.assign(text);
   od::document doc;
   if (parser.iterate(padded.data(), padded.size(), padded.capacity()).get(doc) != simdjson::SUCCESS)
     return bad("not JSON");
   od::object root;
   if (doc.get_object().get(root) != simdjson::SUCCESS) return bad("not a JSON object");
-  chunk c;
-  bool has_choices = false;
   for (auto field : root) {
     std::string_view k;
     if (field.unescaped_key().get(k) != simdjson::SUCCESS) return bad("bad key");
@@ -342,28 +294,62 @@ result<response> parse_openai_response(std::string_view body) {
     if (k == "choices") {
       od::array arr;
       if (fv.get_array().get(arr) != simdjson::SUCCESS) return bad("'choices' is not an array");
-      has_choices = true;
+      out.has_choices = true;
       bool first = true;
       for (auto el : arr) {
         od::value ev;
         if (el.get(ev) != simdjson::SUCCESS) return bad("bad choice");
-        if (first && !read_choice(ev, c)) return bad("bad choice");
-        first = false;
+        if (first && !read_choice(ev, out.c)) return bad("bad choice");
+        first = false;  // later choices (n > 1) are skipped by the iterator
       }
     } else if (k == "usage") {
-      if (!read_usage(fv, c.usage)) return bad("bad usage");
+      if (!read_usage(fv, out.c.usage)) return bad("bad usage");
     } else if (k == "error") {
       bool is_null = false;
       if (fv.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
-      return upstream_error_from_body(502, body, wire_format::openai);
+      out.is_error = true;
+      od::object eo;
+      if (fv.get_object().get(eo) == simdjson::SUCCESS) {
+        for (auto ef : eo) {
+          std::string_view ek;
+          if (ef.unescaped_key().get(ek) != simdjson::SUCCESS) break;
+          if (ek == "message") {
+            std::string_view m;
+            if (ef.value().get_string().get(m) == simdjson::SUCCESS) out.upstream_message = std::string(m);
+          }
+        }
+      }
+      return {};
     }
   }
-  if (!has_choices) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);
+  return {};
+}
+
+error bad_response(std::string_view why) {
+  return make_error(errc::upstream_error, fmt::format("The upstream response is not valid: {}", why), 502);
+}
+
+}  // namespace
+
+result<chunk> parse_openai_chunk(std::string_view data) {
+  openai_object o;
+  if (auto r = read_openai_object(data, o, bad_chunk); !r) return r.error();
+  if (o.is_error) return make_error(errc::upstream_error, std::move(o.upstream_message), 502);
+  o.c.json.assign(data);
+  return std::move(o.c);
+}
+
+// A complete response, read like a chunk (the text is kept as is).
+result<response> parse_openai_response(std::string_view body) {
+  openai_object o;
+  if (auto r = read_openai_object(body, o, bad_response); !r) return r.error();
+  if (o.is_error) return upstream_error_from_body(502, body, wire_format::openai);
+  if (!o.has_choices) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);
   response r;
   r.json.assign(body);
-  r.content = std::move(c.content);
-  r.finish = c.finish;
-  r.usage = c.usage;
+  r.content = std::move(o.c.content);
+  r.finish = o.c.finish;
+  r.usage = o.c.usage;
   return r;
 }
 
