@@ -264,6 +264,19 @@ class record_sink final : public providers::chunk_sink {
     if (client_) co_return co_await client_->on_chunk(c);
     co_return true;
   }
+  // A batch (chunks from one upstream read) is recorded chunk by chunk and forwarded as a batch.
+  awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
+    const int64_t at_us = (now_ns() - t0_) / 1000;
+    for (const auto& c : cs) {
+      e_.chunks.push_back(c);
+      e_.chunk_at_us.push_back(at_us);
+      if (c.finish == api::finish_reason::error) failed_ = true;
+      if (f_) f_->publish(c);
+    }
+    if (f_ && f_->abandoned()) co_return false;
+    if (client_) co_return co_await client_->on_chunks(cs);
+    co_return true;
+  }
   entry e_;
   bool failed_ = false;
 
@@ -565,6 +578,10 @@ awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_si
     std::optional<asio::steady_timer> timer;
     if (paced) timer.emplace(co_await asio::this_coro::executor);
     auto start = std::chrono::steady_clock::now();
+    if (!paced) {  // at full speed: the whole stream in one write, chunk boundaries kept
+      if (!co_await client.on_chunks(e.chunks)) co_return gone();
+      co_return usage_of(e);
+    }
     for (size_t i = 0; i < e.chunks.size(); ++i) {
       if (paced && i < e.chunk_at_us.size()) {
         timer->expires_at(start + std::chrono::microseconds(static_cast<int64_t>(e.chunk_at_us[i] / I.cfg.replay_speed)));
@@ -585,11 +602,9 @@ awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_si
   size_t next = 0;
   for (;;) {
     auto v = f.read(next, w);
-    if (!v.done || !v.result) {
-      for (auto& c : v.fresh) {
-        if (!co_await client.on_chunk(c)) co_return gone();
-        ++next;
-      }
+    if ((!v.done || !v.result) && !v.fresh.empty()) {  // what arrived since the last read, in one piece
+      if (!co_await client.on_chunks(v.fresh)) co_return gone();
+      next += v.fresh.size();
     }
     if (v.done) {
       if (!v.result) co_return v.err ? *v.err : make_error(errc::upstream_error, "upstream failed");
@@ -599,8 +614,9 @@ awaitable<result<api::usage>> cache::serve_stream(ticket& t, providers::chunk_si
         co_return co_await upstream(client);
       }
       // Whatever the runner's mode, the entry holds the whole chunk sequence.
-      for (size_t i = next; i < v.result->chunks.size(); ++i)
-        if (!co_await client.on_chunk(v.result->chunks[i])) co_return gone();
+      if (next < v.result->chunks.size() &&
+          !co_await client.on_chunks(std::span(v.result->chunks).subspan(next)))
+        co_return gone();
       co_return usage_of(*v.result);
     }
     if (v.fresh.empty()) {

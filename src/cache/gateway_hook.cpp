@@ -47,6 +47,13 @@ class syncing_sink final : public providers::chunk_sink {
     }
     co_return co_await client_.on_chunk(c);
   }
+  boost::asio::awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
+    if (first_) {
+      first_ = false;
+      call_.sync_to(ctx_);
+    }
+    co_return co_await client_.on_chunks(cs);
+  }
 
  private:
   providers::chunk_sink& client_;
