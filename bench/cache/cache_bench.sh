@@ -3,6 +3,7 @@
 # cache benchmarks: gateway (fastpath serve) in front of fastpath mock; bench = fastpath bench
 set -u
 FP=${FP:-build/release/fastpath}
+echo "RESULT start commit=$(git rev-parse --short HEAD 2>/dev/null) load=$(cut -d' ' -f1-3 /proc/loadavg) $(date -u +%FT%TZ)"
 WORK=${WORK:-/tmp/fp-cache-bench}; mkdir -p $WORK
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 MZ=$(free_port); MG=$(free_port)
@@ -73,3 +74,4 @@ start_gw "{enabled: false}"
 echo "RESULT workload=half cache=off $($FP bench --url http://127.0.0.1:$GP/v1 --model gpt-4o --prompts $WORK/half.jsonl -c 16 -n 200 --warmup 0 --stream --threads 2 --json 2>/dev/null)"
 stop_gw
 kill $PIDS; kill $(cat $RDIR/pid)
+echo "RESULT end load=$(cut -d' ' -f1-3 /proc/loadavg) $(date -u +%FT%TZ)"
