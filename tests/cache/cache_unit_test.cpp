@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -508,6 +510,56 @@ TEST(CacheFacade, SingleFlightAcrossThreadsStreamAndNot) {
     if (id % 2 == 0) EXPECT_EQ(streams[id], streams[0]) << id;
     else EXPECT_EQ(bodies[id], "hello") << id;
   }
+}
+
+// The shared upstream call belongs to the flight: the first waiter leaving does not stop it; the
+// last one leaving cancels it (through the runner's cancellation slot), and nothing is stored.
+TEST(CacheFacade, LastWaiterLeavingCancelsTheSharedCall) {
+  fc::cache c(fc::config{});
+  auto req = parse(R"({"model":"m","messages":[{"role":"user","content":"leave"}],"temperature":0,"stream":true})");
+  std::atomic<int> calls{0};
+  bool saw_cancel = false;
+  fc::upstream_stream_fn up = [&](fp::providers::chunk_sink& sink) -> asio::awaitable<fp::result<fp::api::usage>> {
+    ++calls;
+    auto e = sample_entry(0, 1);
+    if (!co_await sink.on_chunk(e->chunks[0])) co_return fp::make_error(fp::errc::cancelled, "gone");
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    t.expires_after(std::chrono::hours(1));  // only a cancellation ends this wait
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    saw_cancel = cs.cancelled() != asio::cancellation_type::none;
+    co_return fp::make_error(fp::errc::cancelled, "cancelled");
+  };
+  asio::io_context ioc;
+  asio::cancellation_signal leave[2];
+  vector_sink sinks[2];
+  bool ended[2] = {false, false};
+  for (int i = 0; i < 2; ++i)
+    asio::co_spawn(ioc, [&, i]() -> asio::awaitable<void> {
+      fc::request_info info{&req, "m", "t", {}};
+      auto t = co_await c.begin(info);
+      EXPECT_EQ(t.st, i == 0 ? fc::status::miss : fc::status::coalesced);
+      auto r = co_await c.serve_stream(t, sinks[i], up);
+      EXPECT_FALSE(r);
+      ended[i] = true;
+    }, asio::bind_cancellation_slot(leave[i].slot(), asio::detached));
+  auto run_until = [&](auto pred) {
+    for (int n = 0; n < 100000 && !pred(); ++n) ioc.run_one_for(std::chrono::milliseconds(10));
+  };
+  run_until([&] { return sinks[0].got.size() == 1 && sinks[1].got.size() == 1; });
+  ASSERT_EQ(sinks[1].got.size(), 1u);
+  leave[0].emit(asio::cancellation_type::terminal);  // the first request's client goes away
+  run_until([&] { return ended[0]; });
+  ASSERT_TRUE(ended[0]);
+  for (int n = 0; n < 100; ++n) ioc.poll();
+  EXPECT_FALSE(saw_cancel);  // the follower still waits: the call goes on
+  EXPECT_FALSE(ended[1]);
+  leave[1].emit(asio::cancellation_type::terminal);  // the last waiter goes away
+  run_until([&] { return saw_cancel && ended[1]; });
+  EXPECT_TRUE(saw_cancel);
+  EXPECT_TRUE(ended[1]);
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(c.get_stats().stores, 0u);
 }
 
 TEST(CacheEmbedders, LocalEngineMeanPooledHiddenStates) {
