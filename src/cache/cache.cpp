@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <stdexcept>
@@ -394,10 +395,19 @@ void cache::impl::start_runner(const ticket& t, upstream_stream_fn sfn, upstream
   asio::co_spawn(ex, run(self, fl, std::move(job), std::move(sfn), std::move(cfn)),
                  asio::bind_cancellation_slot(sig->slot(), [sig, fl, self, hex](std::exception_ptr ep) {
                    if (!ep) return;
-                   // Programmer error in an upstream call: end the flight so no waiter hangs.
+                   // A cancelled runner (nobody waits any more) may end with asio's
+                   // operation_aborted exception; anything else is a programmer error. Either
+                   // way the flight ends, so no waiter hangs.
                    fl->finish(nullptr, make_error(errc::internal, "cache: the shared upstream call failed"));
                    self->flights.remove(hex, fl.get());
-                   log(log_level::error, "cache", "shared upstream call threw");
+                   try {
+                     std::rethrow_exception(ep);
+                   } catch (const boost::system::system_error& e) {
+                     if (e.code() != asio::error::operation_aborted)
+                       log(log_level::error, "cache", std::string("shared upstream call threw: ") + e.what());
+                   } catch (const std::exception& e) {
+                     log(log_level::error, "cache", std::string("shared upstream call threw: ") + e.what());
+                   }
                  }));
 }
 
