@@ -58,9 +58,14 @@ std::string describe_position(std::string_view text, size_t offset) {
 }
 
 result<boost::json::value> parse_json(std::string_view text, std::string_view what) {
-  boost::json::parse_options opt;
-  opt.max_depth = 128;
-  boost::json::stream_parser p({}, opt);
+  // One parser per thread, reset per call: its scratch storage is reused instead of allocated
+  // and freed for every request (the parsed value is allocated as usual and owned by the caller).
+  thread_local boost::json::stream_parser p({}, [] {
+    boost::json::parse_options opt;
+    opt.max_depth = 128;
+    return opt;
+  }());
+  p.reset();
   boost::system::error_code ec;
   size_t n = p.write_some(text.data(), text.size(), ec);
   if (!ec && n < text.size()) {
