@@ -283,7 +283,7 @@ int run_model(const args& a) {
   // Process CPU time of the last run_prompt / run_gen, divided by the thread count: what the run
   // would take with the cores to itself (spinning counts, so this is conservative).
   double cpu_s = 0;
-  context::phase_times pp_phase;  // of the last full prompt
+  context::phase_times pp_phase, tg_phase;  // of the last full prompt / generation
   auto cpu_now = [] {
     timespec ts{};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -305,6 +305,7 @@ int run_model(const args& a) {
   };
   auto run_gen = [&](int n) {
     run_prompt(1);
+    c.reset_times();
     const double c0 = cpu_now();
     const auto t0 = clk::now();
     for (int i = 1; i <= n; ++i) {
@@ -313,6 +314,7 @@ int run_model(const args& a) {
     }
     const double s = std::chrono::duration<double>(clk::now() - t0).count();
     cpu_s = (cpu_now() - c0) / a.threads;
+    tg_phase = c.times();
     if (!std::isfinite(c.logits(0)[0])) fmt::print(stderr, "non-finite logits\n");
     return s;
   };
@@ -342,6 +344,9 @@ int run_model(const args& a) {
   fmt::print("last prompt by phase (wall): matmul {:.0f}%, attention {:.0f}%, other {:.0f}% of {:.3f} s\n",
              100 * pp_phase.matmul / pp_phase.total, 100 * pp_phase.attention / pp_phase.total,
              100 * (pp_phase.total - pp_phase.matmul - pp_phase.attention) / pp_phase.total, pp_phase.total);
+  fmt::print("last generation by phase (wall): matmul {:.0f}%, attention {:.0f}%, other {:.0f}% of {:.3f} s\n",
+             100 * tg_phase.matmul / tg_phase.total, 100 * tg_phase.attention / tg_phase.total,
+             100 * (tg_phase.total - tg_phase.matmul - tg_phase.attention) / tg_phase.total, tg_phase.total);
   return 0;
 }
 
