@@ -13,6 +13,7 @@
 
 #include "cache/gateway_hook.hpp"
 #include "gateway/gateway.hpp"
+#include "fakes/redis_server.hpp"
 #include "integration/harness.hpp"
 
 using namespace fp::test;
@@ -138,40 +139,7 @@ class CacheGateway : public ::testing::Test {
 };
 
 // A redis-server on a unix socket owned by one test (it gets killed and restarted).
-struct private_redis {
-  std::string dir, sock;
-  pid_t pid = -1;
-  explicit private_redis(const std::string& name) {
-    dir = (std::filesystem::temp_directory_path() / ("fp-cache-redis-" + name + "-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(dir);
-    sock = dir + "/r.sock";
-  }
-  bool start() {
-    std::filesystem::remove(sock);
-    pid = ::fork();
-    if (pid == 0) {
-      ::execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock.c_str(), "--save", "",
-               "--appendonly", "no", "--dir", dir.c_str(), "--logfile", (dir + "/log").c_str(), (char*)nullptr);
-      ::_exit(127);
-    }
-    for (int i = 0; i < 500; ++i) {  // bounded wait for the child's socket
-      if (std::filesystem::exists(sock)) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  void kill9() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      pid = -1;
-    }
-  }
-  ~private_redis() {
-    kill9();
-    std::filesystem::remove_all(dir);
-  }
-};
+using fp::test::private_redis;
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "fakes/redis_server.hpp"
 #include "redis/redis.hpp"
 
 namespace asio = boost::asio;
@@ -49,46 +50,16 @@ fr::config fixture_cfg() {
   if (fixture_socket().empty()) GTEST_SKIP() << "no redis fixture (run through ctest)"
 
 // A private redis-server on a unix socket, for tests that kill it.
-struct private_redis {
-  std::string dir, sock;
-  pid_t pid = -1;
-  explicit private_redis(const std::string& name) {
-    dir = (std::filesystem::temp_directory_path() / ("fp-redis-" + name + "-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(dir);
-    sock = dir + "/r.sock";
-  }
-  bool start() {
-    std::filesystem::remove(sock);
-    pid = ::fork();
-    if (pid == 0) {
-      ::execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock.c_str(), "--save", "",
-               "--appendonly", "no", "--dir", dir.c_str(), "--logfile", (dir + "/log").c_str(), (char*)nullptr);
-      ::_exit(127);
-    }
-    for (int i = 0; i < 400; ++i) {  // wait for the socket (bounded)
-      if (std::filesystem::exists(sock)) {
-        fr::config c;
-        c.unix_socket = sock;
-        fr::client cl(c);
-        auto r = run(cl.command({"PING"}));
-        if (r && r->str == "PONG") return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  void kill9() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      pid = -1;
-    }
-  }
-  ~private_redis() {
-    kill9();
-    std::filesystem::remove_all(dir);
-  }
-};
+using fp::test::private_redis;
+
+// Ready when the client under test gets PONG through the socket.
+bool pings(const std::string& sock) {
+  fr::config c;
+  c.unix_socket = sock;
+  fr::client cl(c);
+  auto r = run(cl.command({"PING"}));
+  return r && r->str == "PONG";
+}
 
 }  // namespace
 
@@ -249,7 +220,7 @@ TEST(RedisClient, SilentServerTimesOutGarbageServerErrors) {
 
 TEST(RedisClient, ServerKilledFailsFastThenReconnects) {
   private_redis pr("kill");
-  if (!pr.start()) GTEST_SKIP() << "cannot start redis-server";
+  if (!pr.start([&] { return pings(pr.sock); })) GTEST_SKIP() << "cannot start redis-server";
   fr::config cfg;
   cfg.unix_socket = pr.sock;
   cfg.reconnect_backoff = std::chrono::milliseconds(0);
@@ -262,7 +233,7 @@ TEST(RedisClient, ServerKilledFailsFastThenReconnects) {
   auto r2 = run(c.command({"GET", "k"}));  // no server: fails fast, never hangs
   EXPECT_FALSE(r2);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
-  ASSERT_TRUE(pr.start());
+  ASSERT_TRUE(pr.start([&] { return pings(pr.sock); }));
   bool back = false;
   for (int i = 0; i < 100 && !back; ++i) {  // bounded; the server is up (start() pinged it)
     auto r3 = run(c.command({"PING"}));
