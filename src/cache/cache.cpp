@@ -148,6 +148,12 @@ struct cache::impl : std::enable_shared_from_this<cache::impl> {
   awaitable<void> index_semantic(const ticket& t, const std::shared_ptr<const entry>& e);
   void index_vector(const ticket& t, const std::shared_ptr<const entry>& e, const std::vector<float>& v);
   awaitable<void> finish_fill(const ticket& t, std::shared_ptr<entry> e, bool storable);
+  // Ends the flight (if any) with the answer's entry or the upstream's error.
+  void end_flight(const ticket& t, flight* f, const std::shared_ptr<entry>& e, std::optional<error> err) {
+    if (!f) return;
+    f->finish(e, std::move(err));
+    flights.remove(t.k.hex(), f);
+  }
   awaitable<result<api::usage>> fill_stream(const ticket& t, const upstream_stream_fn& upstream,
                                             providers::chunk_sink* client, flight* f);
   awaitable<result<api::response>> fill_complete(const ticket& t, const upstream_complete_fn& upstream, flight* f);
@@ -343,12 +349,9 @@ awaitable<result<api::usage>> cache::impl::fill_stream(const ticket& t, const up
     e->response = agg.finish().json;
     co_await finish_fill(t, e, storable_finish(fin));
   } else {
-    m().not_stored.inc();
+    co_await finish_fill(t, nullptr, false);  // counted as not stored
   }
-  if (f) {
-    f->finish(e, r ? std::nullopt : std::optional<error>(r.error()));
-    flights.remove(t.k.hex(), f);
-  }
+  end_flight(t, f, e, r ? std::nullopt : std::optional<error>(r.error()));
   co_return r;
 }
 
@@ -366,12 +369,9 @@ awaitable<result<api::response>> cache::impl::fill_complete(const ticket& t, con
     }
     co_await finish_fill(t, e, chunks && storable_finish(r->finish));
   } else {
-    m().not_stored.inc();
+    co_await finish_fill(t, nullptr, false);  // counted as not stored
   }
-  if (f) {
-    f->finish(e, r ? std::nullopt : std::optional<error>(r.error()));
-    flights.remove(t.k.hex(), f);
-  }
+  end_flight(t, f, e, r ? std::nullopt : std::optional<error>(r.error()));
   co_return r;
 }
 
