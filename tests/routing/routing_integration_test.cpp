@@ -34,47 +34,20 @@ class manual_clock final : public fp::clock {
   std::atomic<int64_t> t_{1000000000};
 };
 
-// `fastpath mock` on a chosen port (0: any); the port comes from its first stdout line.
+// `fastpath mock` on a chosen port (0: any): a child process (tests/fakes/process.hpp) whose port
+// comes from its "listening" line.
 class mock_on_port {
  public:
-  mock_on_port(const std::string& profile, uint16_t port) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], 1);
-      close(fds[0]);
-      close(fds[1]);
-      std::string p = std::to_string(port);
-      execl(FASTPATH_BINARY, FASTPATH_BINARY, "mock", "--host", "127.0.0.1", "--port", p.c_str(), "--profile",
-            profile.c_str(), "--threads", "1", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[1]);
-    out_ = fdopen(fds[0], "r");
-    char line[256];
-    if (out_ && std::fgets(line, sizeof line, out_)) {
-      std::string_view l(line);
-      auto colon = l.rfind(':');
-      if (l.starts_with("listening ") && colon != std::string_view::npos)
-        port_ = static_cast<uint16_t>(std::atoi(line + colon + 1));
-    }
+  mock_on_port(const std::string& profile, uint16_t port)
+      : proc_(FASTPATH_BINARY, {"mock", "--host", "127.0.0.1", "--port", std::to_string(port), "--profile", profile,
+                                "--threads", "1"}) {
+    proc_.wait_for_port();
   }
-  ~mock_on_port() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int st = 0;
-      waitpid(pid_, &st, 0);
-    }
-    if (out_) std::fclose(out_);
-  }
-  uint16_t port() const { return port_; }
-  bool ok() const { return port_ != 0; }
+  uint16_t port() const { return proc_.port(); }
+  bool ok() const { return proc_.port() != 0; }
 
  private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  uint16_t port_ = 0;
+  fp::test::child_process proc_;
 };
 
 struct gw_instance {
