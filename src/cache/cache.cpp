@@ -260,17 +260,7 @@ namespace {
 class record_sink final : public providers::chunk_sink {
  public:
   record_sink(providers::chunk_sink* client, flight* f, int64_t t0) : client_(client), f_(f), t0_(t0) {}
-  awaitable<bool> on_chunk(const api::chunk& c) override {
-    e_.chunks.push_back(c);
-    e_.chunk_at_us.push_back((now_ns() - t0_) / 1000);
-    if (c.finish == api::finish_reason::error) failed_ = true;
-    if (f_) {
-      f_->publish(c);
-      if (f_->abandoned()) co_return false;
-    }
-    if (client_) co_return co_await client_->on_chunk(c);
-    co_return true;
-  }
+  awaitable<bool> on_chunk(const api::chunk& c) override { co_return co_await on_chunks(std::span(&c, 1)); }
   // A batch (chunks from one upstream read) is recorded chunk by chunk and forwarded as a batch.
   awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
     const int64_t at_us = (now_ns() - t0_) / 1000;

@@ -40,13 +40,7 @@ class syncing_sink final : public providers::chunk_sink {
  public:
   syncing_sink(providers::chunk_sink& client, gateway::request_context& ctx, owned_call& call)
       : client_(client), ctx_(ctx), call_(call) {}
-  boost::asio::awaitable<bool> on_chunk(const api::chunk& c) override {
-    if (first_) {
-      first_ = false;
-      call_.sync_to(ctx_);
-    }
-    co_return co_await client_.on_chunk(c);
-  }
+  boost::asio::awaitable<bool> on_chunk(const api::chunk& c) override { co_return co_await on_chunks(std::span(&c, 1)); }
   boost::asio::awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
     if (first_) {
       first_ = false;

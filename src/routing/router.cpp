@@ -10,6 +10,7 @@
 //
 // Threading: the gateway runs one io_context per thread; a request and its attempts stay on the
 // request's executor. Shared state (health, budgets, limiter) is mutex-protected.
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -369,45 +370,28 @@ class attempt_sink final : public providers::chunk_sink {
  public:
   attempt_sink(std::shared_ptr<race> r, int me, const clock* clk) : r_(std::move(r)), me_(me), clk_(clk) {}
 
-  awaitable<bool> on_chunk(const api::chunk& c) override {
+  awaitable<bool> on_chunk(const api::chunk& c) override { co_return co_await on_chunks(std::span(&c, 1)); }
+
+  // Until the race is decided, chunks are held; the first content chunk claims the win and
+  // everything held goes to the client in one piece. A loser stops at once.
+  awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
     race& R = *r_;
-    attempt& A = R.slots[me_];
     if (R.winner >= 0 && R.winner != me_) co_return false;  // lost the race: stop now
     if (R.client_gone) co_return false;
     if (R.winner == me_) {
-      bool ok = co_await R.client->on_chunk(c);
+      bool ok = co_await R.client->on_chunks(cs);
       if (!ok) R.client_gone = true;
       co_return ok;
     }
-    bool content = !c.content.empty() || c.has_tool_calls;
-    if (!content) {
-      A.buffered.push_back(c);
-      co_return true;
-    }
-    co_return co_await claim_and_flush(&c);
-  }
-
-  // The same for chunks that arrived together: those before the first content chunk are held (as
-  // above), the rest go to the client in one piece.
-  awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
-    race& R = *r_;
-    if (R.winner >= 0 && R.winner != me_) co_return false;
-    if (R.client_gone) co_return false;
-    if (R.winner != me_) {
-      attempt& A = R.slots[me_];
-      size_t i = 0;
-      while (i < cs.size() && cs[i].content.empty() && !cs[i].has_tool_calls) A.buffered.push_back(cs[i++]);
-      if (i == cs.size()) co_return true;
-      if (!co_await claim_and_flush(nullptr)) co_return false;
-      cs = cs.subspan(i);
-    }
-    bool ok = co_await R.client->on_chunks(cs);
-    if (!ok) R.client_gone = true;
-    co_return ok;
+    attempt& A = R.slots[me_];
+    A.buffered.insert(A.buffered.end(), cs.begin(), cs.end());
+    bool content = std::any_of(cs.begin(), cs.end(), [](const api::chunk& c) { return !c.content.empty() || c.has_tool_calls; });
+    if (!content) co_return true;
+    co_return co_await claim_and_flush();
   }
 
   // Becomes the winner (first content, or a successful end without content) and flushes.
-  awaitable<bool> claim_and_flush(const api::chunk* c) {
+  awaitable<bool> claim_and_flush() {
     race& R = *r_;
     attempt& A = R.slots[me_];
     R.winner = me_;
@@ -417,7 +401,6 @@ class attempt_sink final : public providers::chunk_sink {
     for (int i = 0; i < R.started; ++i)
       if (i != me_ && !R.slots[i].done) R.slots[i].cancel.emit(asio::cancellation_type::terminal);
     if (R.on_win) R.on_win(A);
-    if (c) A.buffered.push_back(*c);
     if (!A.buffered.empty()) {
       bool ok = co_await R.client->on_chunks(A.buffered);
       A.buffered.clear();
@@ -442,7 +425,7 @@ awaitable<void> run_attempt(std::shared_ptr<race> R, int me, const api::request&
     A.r = co_await A.d->p->stream(req, A.d->opts, sink, A.stats);
     // A successful stream with no content at all (empty answer): it wins if nobody has.
     if (A.r && R->winner < 0) {
-      if (!co_await sink.claim_and_flush(nullptr)) A.r = make_error(errc::cancelled, "client went away");
+      if (!co_await sink.claim_and_flush()) A.r = make_error(errc::cancelled, "client went away");
     }
   } catch (const std::exception& ex) {
     A.r = make_error(errc::internal, fmt::format("router attempt: {}", ex.what()));
