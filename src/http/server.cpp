@@ -14,9 +14,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -109,7 +109,7 @@ namespace {
 struct session final : responder, std::enable_shared_from_this<session> {
   server::impl& srv;
   worker& w;
-  beast::tcp_stream stream;
+  tcp::socket sock;  // deadlines come from the worker's sweep, not from a per-stream timer
   beast::flat_buffer buf;
   std::string head;  // reused for response heads and chunk framing
   bool idle = true;
@@ -121,7 +121,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   int64_t deadline_ns = 0;  // 0: none; the worker's sweep cancels the socket's operations after it
   bool timed_out = false;
 
-  session(server::impl& s, worker& wk, tcp::socket sock) : srv(s), w(wk), stream(std::move(sock)) {}
+  session(server::impl& s, worker& wk, tcp::socket so) : srv(s), w(wk), sock(std::move(so)) {}
 
   void set_deadline(std::chrono::milliseconds d) {
     timed_out = false;
@@ -139,7 +139,6 @@ struct session final : responder, std::enable_shared_from_this<session> {
   template <class Buffers>
   awaitable<bool> write_all(const Buffers& bufs) {
     if (gone) co_return false;
-    auto& sock = stream.socket();
     beast::error_code ec;
     size_t total = net::buffer_size(bufs);
     size_t n = sock.write_some(bufs, ec);  // the socket is non-blocking (see run)
@@ -152,7 +151,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     beast::buffers_suffix<Buffers> rest(bufs);
     rest.consume(n);
     set_deadline(srv.opts.write_timeout);
-    auto [wec, wn] = co_await net::async_write(stream.socket(), rest, use_tuple);
+    auto [wec, wn] = co_await net::async_write(sock, rest, use_tuple);
     clear_deadline();
     if (wec) {
       gone = true;
@@ -246,7 +245,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   void start_watch() {
     watching = true;
     uint64_t gen = ++watch_gen;
-    stream.socket().async_receive(
+    sock.async_receive(
         net::buffer(&peek_byte, 1), tcp::socket::message_peek,
         [self = shared_from_this(), gen](beast::error_code ec, size_t n) {
           if (gen != self->watch_gen) return;  // stop_watch ran (or a later watch owns the socket)
@@ -262,7 +261,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     watching = false;
     ++watch_gen;
     beast::error_code ig;
-    stream.socket().cancel(ig);  // only the peek is pending here; no syscall
+    sock.cancel(ig);  // only the peek is pending here; no syscall
   }
 
   awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
@@ -295,15 +294,15 @@ struct session final : responder, std::enable_shared_from_this<session> {
     // then report operation_aborted instead of throwing (no exceptions on the data plane).
     co_await net::this_coro::throw_if_cancelled(false);
     beast::error_code ignored;
-    stream.socket().set_option(tcp::no_delay(true), ignored);
-    stream.socket().non_blocking(true, ignored);  // write_all tries a direct write first
+    sock.set_option(tcp::no_delay(true), ignored);
+    sock.non_blocking(true, ignored);  // write_all tries a direct write first
     const auto& o = srv.opts;
     for (;;) {
       if (srv.stopping.load(std::memory_order_relaxed) && buf.size() == 0) break;
       idle = true;
       if (buf.size() == 0) {
         set_deadline(o.idle_timeout);
-        auto [ec, n] = co_await stream.socket().async_read_some(buf.prepare(8192), use_tuple);
+        auto [ec, n] = co_await sock.async_read_some(buf.prepare(8192), use_tuple);
         if (ec) break;
         buf.commit(n);
       }
@@ -312,17 +311,17 @@ struct session final : responder, std::enable_shared_from_this<session> {
       parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
       parser.body_limit(o.max_body_bytes);
       set_deadline(o.read_timeout);
-      auto [hec, hn] = co_await bhttp::async_read_header(stream.socket(), buf, parser, use_tuple);
+      auto [hec, hn] = co_await bhttp::async_read_header(sock, buf, parser, use_tuple);
       beast::error_code ec = hec;
       if (!ec && !parser.is_done()) {
         // curl and others wait (up to 1 s) for "100 Continue" before sending a larger body.
         auto expect = parser.get()[bhttp::field::expect];
         if (expect.size() == 12 && beast::iequals(expect, "100-continue")) {
-          auto [wec, wn] = co_await net::async_write(stream.socket(), net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), use_tuple);
+          auto [wec, wn] = co_await net::async_write(sock, net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), use_tuple);
           ec = wec;
         }
         if (!ec) {
-          auto [bec, bn] = co_await bhttp::async_read(stream.socket(), buf, parser, use_tuple);
+          auto [bec, bn] = co_await bhttp::async_read(sock, buf, parser, use_tuple);
           ec = bec;
         }
       }
@@ -365,8 +364,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
       if (streaming) keep_alive = false;  // the handler did not end its stream
       if (gone || !keep_alive) break;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream.close();
+    sock.shutdown(tcp::socket::shutdown_send, ignored);
+    sock.close(ignored);
   }
 };
 
@@ -386,7 +385,7 @@ void worker::arm_sweep() {
         s->deadline_ns = 0;
         s->timed_out = true;
         beast::error_code ig;
-        s->stream.socket().cancel(ig);  // the awaited read or write ends with operation_aborted
+        s->sock.cancel(ig);  // the awaited read or write ends with operation_aborted
       } else {
         pending = true;
       }
@@ -403,7 +402,7 @@ void server::impl::stop_worker(worker& w) {
   beast::error_code ignored;
   if (w.acceptor) w.acceptor->close(ignored);
   for (session* s : w.sessions)
-    if (s->idle) s->stream.socket().cancel(ignored);
+    if (s->idle) s->sock.cancel(ignored);
   if (w.sessions.empty()) {
     if (w.sweep_timer) w.sweep_timer->cancel();
     return;
@@ -413,7 +412,7 @@ void server::impl::stop_worker(worker& w) {
   w.grace_timer->async_wait([&w](beast::error_code ec) {
     if (ec) return;
     beast::error_code ig;
-    for (session* s : w.sessions) s->stream.socket().close(ig);
+    for (session* s : w.sessions) s->sock.close(ig);
   });
 }
 
@@ -438,7 +437,7 @@ awaitable<void> server::impl::accept_loop(worker& w) {
       } catch (const std::exception& e) {  // never leak the session (stop() waits for it)
         log(log_level::error, "http", fmt::format("connection failed: {}", e.what()));
         beast::error_code ig;
-        s->stream.socket().close(ig);
+        s->sock.close(ig);
       }
       w.sessions.erase(s.get());
       active.fetch_sub(1, std::memory_order_relaxed);
