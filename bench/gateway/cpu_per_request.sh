@@ -8,6 +8,7 @@
 # knobs: TARGET=fastpath|nginx BIN=build/release/fastpath N=20000 C=1 STREAM=0|1 CPU=0
 #        CACHE_ENABLED=false|true (fastpath: the default memory cache on; bench requests are not
 #        repeatable, so this measures its bypass path)
+#        PROFILE=FILE (also `perf record -g` the proxy into FILE for `perf report -i FILE`)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$(realpath "${BIN:-build/release/fastpath}")"
@@ -59,14 +60,21 @@ fi
 URL="http://127.0.0.1:$PROXY_PORT/v1"
 "$BIN" bench --url "$URL" --model gpt-4o -c "$C" -n 2000 --warmup 100 --max-tokens 20 $STREAM_FLAG --json >/dev/null
 perf stat -e task-clock,context-switches -p "$PID" -o "$OUT/stat.txt" & PERF=$!
+REC=""; [ -n "${PROFILE:-}" ] && { perf record -q ${PROFILE_ARGS:--g} -p "$PID" -o "$PROFILE" 2>/dev/null & REC=$!; }
 sleep 0.2
+read -r -a T0 < <(cut -d' ' -f14,15 "/proc/$PID/stat")
 taskset -c "$CPU" "$BIN" bench --url "$URL" --model gpt-4o -c "$C" -n "$N" --warmup 0 --max-tokens 20 $STREAM_FLAG --json >"$OUT/bench.json"
+read -r -a T1 < <(cut -d' ' -f14,15 "/proc/$PID/stat")
 kill -INT "$PERF"; wait "$PERF" 2>/dev/null || true
-python3 - "$OUT/stat.txt" "$OUT/bench.json" "$N" "$TARGET" "$C" "${STREAM:-0}" <<'PY'
+[ -n "$REC" ] && { kill -INT "$REC"; wait "$REC" 2>/dev/null || true; }
+USER_TICKS=$((T1[0] - T0[0])); SYS_TICKS=$((T1[1] - T0[1]))
+python3 - "$OUT/stat.txt" "$OUT/bench.json" "$N" "$TARGET" "$C" "${STREAM:-0}" "$USER_TICKS" "$SYS_TICKS" <<'PY'
 import json, re, sys
 t = open(sys.argv[1]).read(); b = json.load(open(sys.argv[2])); n = int(sys.argv[3])
+u, s = int(sys.argv[7]), int(sys.argv[8])
 ms = float(re.search(r'([\d.,]+)\s+msec task-clock', t).group(1).replace(',', ''))
 cs = int(re.search(r'([\d,]+)\s+context-switches', t).group(1).replace(',', ''))
 print(f"{sys.argv[4]} c={sys.argv[5]} stream={sys.argv[6]}: {ms*1000/n:.1f} us CPU/request, "
-      f"{cs/n:.2f} context switches/request, {b['req_per_s']:.0f} req/s, p50 {b['e2e_us']['p50']:.1f} us")
+      f"{cs/n:.2f} context switches/request, {b['req_per_s']:.0f} req/s, p50 {b['e2e_us']['p50']:.1f} us, "
+      f"user/sys {100*u/max(u+s,1):.0f}/{100*s/max(u+s,1):.0f}%")
 PY
