@@ -8,32 +8,27 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_suffix.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include <fmt/format.h>
 
+#include <array>
+#include <atomic>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
 #include "http/http.hpp"
+#include "http/wire.hpp"
 
 namespace fp::http {
 
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 using net::awaitable;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
@@ -85,15 +80,87 @@ result<url_parts> parse_base_url(std::string_view url) {
 
 namespace {
 
-constexpr size_t piece_bytes = 16384;  // the most one read_some hands over
+constexpr size_t piece_bytes = 16384;      // the most one read_some hands over
+constexpr size_t max_head_bytes = 64 * 1024;  // a larger response head is an upstream error
+constexpr int64_t no_deadline = 0;
 
+int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
+}
+
+// One upstream connection: a plain socket or TLS over one, its read buffer, and its deadline.
+// Deadlines are lazy: every wait just stores `deadline_ns`; one timer per connection fires at
+// the earliest deadline it was armed for and re-arms itself if the deadline moved later, so a
+// request on a kept-alive connection normally touches no timer at all (Beast's tcp_stream armed
+// and cancelled one around every read).
 struct connection {
-  // Where read_some puts body bytes: per connection (allocated once, not zeroed), not per request.
-  std::unique_ptr<char[]> piece{new char[piece_bytes]};
-  std::optional<beast::tcp_stream> plain;
-  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
-  beast::flat_buffer buf;
-  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  std::optional<tcp::socket> plain;
+  std::optional<ssl::stream<tcp::socket>> tls;
+  net::steady_timer timer;
+  int64_t deadline_ns = no_deadline;  // the current wait's deadline (steady clock); 0: none
+  int64_t armed_ns = 0;               // when the timer fires; 0: not armed
+  uint64_t timer_gen = 0;
+  bool timed_out = false;             // the timer cancelled the current wait
+
+  std::unique_ptr<char[]> buf;  // bytes read and not yet used: [begin, end)
+  size_t cap = 0, begin = 0, end = 0;
+  std::unique_ptr<char[]> piece;  // decoded chunked payload handed out by read_some
+  std::string head_copy;          // the response head, kept while its body is read
+
+  explicit connection(const net::any_io_executor& ex) : timer(ex) {}
+  tcp::socket& sock() { return tls ? tls->next_layer() : *plain; }
+
+  void set_deadline(int64_t at) {
+    timed_out = false;
+    deadline_ns = at;
+    if (armed_ns != 0 && armed_ns <= at) return;  // the timer fires in time and re-arms
+    arm(at);
+  }
+  void clear_deadline() { deadline_ns = no_deadline; }
+
+  void arm(int64_t at) {
+    armed_ns = at;
+    uint64_t gen = ++timer_gen;
+    timer.expires_at(steady::time_point(std::chrono::nanoseconds(at)));
+    timer.async_wait([this, gen](const boost::system::error_code& ec) {
+      if (ec || gen != timer_gen) return;  // cancelled (connection closing) or re-armed earlier
+      armed_ns = 0;
+      if (deadline_ns == no_deadline) return;
+      if (steady_ns() >= deadline_ns) {
+        deadline_ns = no_deadline;
+        timed_out = true;
+        boost::system::error_code ig;
+        sock().cancel(ig);  // the awaited operation ends with operation_aborted
+      } else {
+        arm(deadline_ns);
+      }
+    });
+  }
+
+  // Room to read into at [end, cap): drops consumed bytes first and grows up to `limit`.
+  bool make_room(size_t limit) {
+    if (begin == end) begin = end = 0;
+    if (end < cap) return true;
+    if (begin > 0) {
+      std::memmove(buf.get(), buf.get() + begin, end - begin);
+      end -= begin;
+      begin = 0;
+      return true;
+    }
+    if (cap >= limit) return false;
+    size_t ncap = std::min(limit, cap * 2);
+    std::unique_ptr<char[]> nb(new char[ncap]);
+    std::memcpy(nb.get(), buf.get(), end);
+    buf = std::move(nb);
+    cap = ncap;
+    return true;
+  }
+
+  void close() {
+    boost::system::error_code ig;
+    timer.cancel();
+    sock().close(ig);
+  }
 };
 
 // A per-thread pool: only touched from the thread (io_context) that owns it.
@@ -116,6 +183,13 @@ std::chrono::milliseconds until(steady::time_point deadline) {
 
 std::chrono::milliseconds min_ms(std::chrono::milliseconds a, std::chrono::milliseconds b) { return a < b ? a : b; }
 
+// One read of whatever the socket has into c's buffer (room made by the caller).
+awaitable<std::tuple<boost::system::error_code, size_t>> read_more(connection& c) {
+  auto b = net::buffer(c.buf.get() + c.end, c.cap - c.end);
+  if (c.tls) co_return co_await c.tls->async_read_some(b, use_tuple);
+  co_return co_await c.plain->async_read_some(b, use_tuple);
+}
+
 }  // namespace
 
 struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
@@ -123,6 +197,7 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
   upstream_options opts;
   std::optional<ssl::context> ssl_ctx;
   std::string host_header;
+  const uint64_t id = next_id();  // tells this upstream apart in the per-thread pool cache
 
   std::mutex dns_mu;
   std::vector<tcp::endpoint> dns_eps;
@@ -131,21 +206,38 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
   std::mutex pools_mu;
   std::unordered_map<std::thread::id, std::unique_ptr<pool>> pools;
 
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
+
   pool& this_thread_pool() {
-    std::lock_guard lk(pools_mu);
-    auto& p = pools[std::this_thread::get_id()];
-    if (!p) p = std::make_unique<pool>();
-    return *p;
+    // A small per-thread cache in front of the locked map (a worker talks to few upstreams).
+    struct slot {
+      uint64_t id = 0;
+      pool* p = nullptr;
+    };
+    thread_local std::array<slot, 8> cache{};
+    thread_local size_t next = 0;
+    for (const auto& s : cache)
+      if (s.id == id) return *s.p;
+    pool* found;
+    {
+      std::lock_guard lk(pools_mu);
+      auto& p = pools[std::this_thread::get_id()];
+      if (!p) p = std::make_unique<pool>();
+      found = p.get();
+    }
+    cache[next++ % cache.size()] = {id, found};
+    return *found;
   }
 
   void release(pool& p, std::unique_ptr<connection> c, bool reusable) {
     if (reusable && c && p.idle.size() < opts.max_idle_per_thread) {
+      c->clear_deadline();
       p.idle.push_back(std::move(c));
     } else {
-      if (c) {
-        beast::error_code ig;
-        c->lowest().socket().close(ig);
-      }
+      if (c) c->close();
       --p.open;
     }
     p.wake_one();
@@ -162,7 +254,7 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     net::steady_timer t(ex);
     t.expires_at(deadline);
     bool timed_out = false;
-    t.async_wait([&](beast::error_code ec) {
+    t.async_wait([&](boost::system::error_code ec) {
       if (!ec) {
         timed_out = true;
         r.cancel();
@@ -185,45 +277,61 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     auto eps = co_await resolve(deadline);
     if (!eps) co_return eps.error();
     auto ex = co_await net::this_coro::executor;
-    auto c = std::make_unique<connection>();
-    // Beast reads as much as the buffer can take and starts a flat_buffer at 512 bytes: without
-    // this a burst of SSE events arrives in many small reads (one wake-up and one write each).
-    c->buf.reserve(16 * 1024);
-    beast::tcp_stream* s;
+    auto c = std::make_unique<connection>(ex);
+    // A burst of SSE events should arrive in one read (one wake-up, one write to the client).
+    c->cap = 16 * 1024;
+    c->buf.reset(new char[c->cap]);
+    c->piece.reset(new char[piece_bytes]);
     if (where.tls) {
       c->tls.emplace(ex, *ssl_ctx);
-      s = &beast::get_lowest_layer(*c->tls);
     } else {
       c->plain.emplace(ex);
-      s = &*c->plain;
     }
-    s->expires_after(until(deadline));
-    auto [ec, ep] = co_await s->async_connect(*eps, use_tuple);
-    if (ec == beast::error::timeout)
+    auto& s = c->sock();
+    c->set_deadline(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());
+    boost::system::error_code ec = net::error::host_not_found;
+    for (const auto& ep : *eps) {  // each address in turn until one accepts
+      boost::system::error_code ig;
+      if (s.is_open()) s.close(ig);
+      s.open(ep.protocol(), ig);
+      auto [cec] = co_await s.async_connect(ep, use_tuple);
+      ec = cec;
+      if (!ec || c->timed_out || ec == net::error::operation_aborted) break;
+    }
+    if (c->timed_out) {
+      c->close();
       co_return make_error(errc::upstream_timeout, fmt::format("connect to {}:{} timed out", where.host, where.port));
-    if (ec == net::error::operation_aborted) co_return make_error(errc::cancelled, "cancelled");
+    }
+    if (ec == net::error::operation_aborted) {
+      c->close();
+      co_return make_error(errc::cancelled, "cancelled");
+    }
     if (ec) {
+      c->close();
       std::lock_guard lk(dns_mu);
       dns_eps.clear();  // re-resolve next time
       co_return make_error(errc::upstream_unreachable,
                            fmt::format("cannot connect to {}:{}: {}", where.host, where.port, ec.message()));
     }
-    beast::error_code ig;
-    s->socket().set_option(tcp::no_delay(true), ig);
-    s->socket().non_blocking(true, ig);  // send() tries a direct write first
+    boost::system::error_code ig;
+    s.set_option(tcp::no_delay(true), ig);
+    s.non_blocking(true, ig);  // send() tries a direct write first
     if (where.tls) {
-      if (!SSL_set_tlsext_host_name(c->tls->native_handle(), where.host.c_str()))
+      if (!SSL_set_tlsext_host_name(c->tls->native_handle(), where.host.c_str())) {
+        c->close();
         co_return make_error(errc::upstream_unreachable, fmt::format("TLS: cannot set SNI for {}", where.host));
+      }
       if (opts.verify_tls) c->tls->set_verify_callback(ssl::host_name_verification(where.host));
-      s->expires_after(until(deadline));
       auto [hec] = co_await c->tls->async_handshake(ssl::stream_base::client, use_tuple);
-      if (hec == beast::error::timeout)
-        co_return make_error(errc::upstream_timeout, fmt::format("TLS handshake with {} timed out", where.host));
-      if (hec == net::error::operation_aborted) co_return make_error(errc::cancelled, "cancelled");
-      if (hec)
+      if (c->timed_out || hec) {
+        bool to = c->timed_out;
+        c->close();
+        if (to) co_return make_error(errc::upstream_timeout, fmt::format("TLS handshake with {} timed out", where.host));
+        if (hec == net::error::operation_aborted) co_return make_error(errc::cancelled, "cancelled");
         co_return make_error(errc::upstream_unreachable, fmt::format("TLS handshake with {} failed: {}", where.host, hec.message()));
+      }
     }
-    s->expires_never();
+    c->clear_deadline();
     co_return c;
   }
 };
@@ -232,10 +340,13 @@ struct client_response::impl {
   std::shared_ptr<upstream::impl> up;
   pool* p = nullptr;
   std::unique_ptr<connection> conn;
-  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
+  wire::head head;  // fields view into conn->head_copy
   client_timeouts t;
-  steady::time_point total_deadline;
+  int64_t total_deadline_ns = 0;
   int64_t ttfb = -1;
+  uint64_t remaining = 0;  // body_kind::length
+  wire::chunked_decoder chunked;
+  bool body_complete = false;
   bool finished = false;
 
   ~impl() {
@@ -244,59 +355,87 @@ struct client_response::impl {
 
   void done(bool ok) {
     finished = true;
-    bool reuse = ok && parser && parser->is_done() && parser->keep_alive();
+    bool reuse = ok && body_complete && head.keep_alive && conn->begin == conn->end;
     up->release(*p, std::move(conn), reuse);
   }
 
-  template <class Stream>
-  awaitable<std::tuple<beast::error_code, size_t>> read_some_on(Stream& s) {
-    co_return co_await bhttp::async_read_some(s, conn->buf, *parser, use_tuple);
+  // Hands over body bytes already in the buffer: a view into the read buffer (length, until
+  // close) or the decoded payload (chunked). Empty when nothing is buffered.
+  result<std::string_view> take_buffered() {
+    auto& c = *conn;
+    size_t avail = c.end - c.begin;
+    if (avail == 0) return std::string_view{};
+    switch (head.body) {
+      case wire::body_kind::length: {
+        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining, avail));
+        std::string_view v(c.buf.get() + c.begin, take);
+        c.begin += take;
+        remaining -= take;
+        if (remaining == 0) body_complete = true;
+        return v;
+      }
+      case wire::body_kind::until_close: {
+        std::string_view v(c.buf.get() + c.begin, avail);
+        c.begin = c.end;
+        return v;
+      }
+      case wire::body_kind::chunked: {
+        // Every chunk already received, up to the piece size, in one piece.
+        auto st = chunked.decode(c.buf.get() + c.begin, avail, c.piece.get(), piece_bytes);
+        c.begin += st.consumed;
+        if (st.error) return make_error(errc::upstream_error, "upstream sent a malformed chunked body", 502);
+        if (st.done) body_complete = true;
+        return std::string_view(c.piece.get(), st.produced);
+      }
+      case wire::body_kind::none:
+        body_complete = true;
+        return std::string_view{};
+    }
+    return std::string_view{};
   }
 
   awaitable<result<std::string_view>> read_some() {
-    if (finished) co_return std::string_view{};
     for (int spins = 0; spins < 1 << 20; ++spins) {
-      if (parser->is_done()) {
+      if (finished) co_return std::string_view{};
+      if (!body_complete) {
+        auto v = take_buffered();
+        if (!v) {
+          done(false);
+          co_return v.error();
+        }
+        if (!v->empty()) co_return *v;
+      }
+      if (body_complete) {
         done(true);
         co_return std::string_view{};
       }
-      auto& body = parser->get().body();
-      char* const piece = conn->piece.get();
-      body.data = piece;
-      body.size = piece_bytes;
-      bool total_bound = until(total_deadline) <= t.chunk_gap;
-      conn->lowest().expires_after(min_ms(t.chunk_gap, until(total_deadline)));
-      auto [ec, n] = conn->tls ? co_await read_some_on(*conn->tls) : co_await read_some_on(*conn->plain);
-      if (ec == bhttp::error::need_buffer) ec = {};
-      size_t got = piece_bytes - body.size;
-      if (ec) {
+      auto& c = *conn;
+      c.make_room(c.cap);
+      const int64_t now = steady_ns();
+      const int64_t gap_at = now + static_cast<int64_t>(t.chunk_gap.count()) * 1000000;
+      const bool total_bound = total_deadline_ns <= gap_at;
+      c.set_deadline(std::min(gap_at, total_deadline_ns));
+      auto [ec, n] = co_await read_more(c);
+      c.clear_deadline();
+      if (ec == net::error::eof && head.body == wire::body_kind::until_close) {
+        body_complete = true;
+        head.keep_alive = false;
+        continue;
+      }
+      if (ec || n == 0) {
+        bool timeout = c.timed_out;
         done(false);
-        if (ec == beast::error::timeout)
+        if (timeout)
           co_return make_error(errc::upstream_timeout,
                                total_bound ? fmt::format("upstream exceeded the total timeout of {} ms", t.total.count())
                                            : fmt::format("no data from upstream for {} ms", t.chunk_gap.count()));
         if (ec == net::error::operation_aborted) co_return make_error(errc::cancelled, "cancelled");
-        co_return make_error(errc::upstream_error, fmt::format("upstream connection failed mid-response: {}", ec.message()),
+        co_return make_error(errc::upstream_error,
+                             fmt::format("upstream connection failed mid-response: {}",
+                                         ec ? ec.message() : std::string("connection closed")),
                              502);
       }
-      if (got > 0) {
-        // Hand over every body byte already received (all the chunked-encoding pieces in the
-        // buffer, up to the piece size), not one HTTP chunk per call. No I/O: an incomplete
-        // piece stays in the buffer for the next call.
-        while (body.size > 0 && conn->buf.size() > 0 && !parser->is_done()) {
-          beast::error_code pec;
-          size_t used = parser->put(conn->buf.data(), pec);
-          conn->buf.consume(used);
-          if (pec == bhttp::error::need_buffer || pec == bhttp::error::need_more) pec = {};
-          if (pec) {
-            done(false);
-            co_return make_error(errc::upstream_error, fmt::format("upstream sent a malformed body: {}", pec.message()), 502);
-          }
-          if (used == 0) break;
-        }
-        got = piece_bytes - body.size;
-        co_return std::string_view(piece, got);
-      }
+      c.end += n;
     }
     done(false);
     co_return make_error(errc::upstream_error, "upstream response made no progress", 502);
@@ -305,14 +444,9 @@ struct client_response::impl {
 
 client_response::client_response(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 client_response::~client_response() = default;
-int client_response::status() const noexcept { return static_cast<int>(impl_->parser->get().result_int()); }
+int client_response::status() const noexcept { return impl_->head.status; }
 int64_t client_response::ttfb_ns() const noexcept { return impl_->ttfb; }
-std::string_view client_response::header(std::string_view name) const noexcept {
-  const auto& h = impl_->parser->get();
-  auto it = h.find(beast::string_view(name.data(), name.size()));
-  if (it == h.end()) return {};
-  return std::string_view(it->value().data(), it->value().size());
-}
+std::string_view client_response::header(std::string_view name) const noexcept { return impl_->head.get(name); }
 awaitable<result<std::string_view>> client_response::read_some() { return impl_->read_some(); }
 awaitable<result<std::string>> client_response::read_all(size_t limit) {
   std::string out;
@@ -342,38 +476,74 @@ upstream::~upstream() = default;
 const url_parts& upstream::where() const noexcept { return impl_->where; }
 
 namespace {
-template <class Stream, class Buffers>
-awaitable<std::tuple<beast::error_code, size_t>> write_on(Stream& s, const Buffers& b) {
-  co_return co_await net::async_write(s, b, use_tuple);
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
 }
-template <class Stream, class Parser>
-awaitable<std::tuple<beast::error_code, size_t>> read_header_on(Stream& s, beast::flat_buffer& b, Parser& p) {
-  co_return co_await bhttp::async_read_header(s, b, p, use_tuple);
+
+// Writes all of `bufs` (a span of const_buffer): one direct non-blocking write first (nearly
+// always the socket buffer takes the whole request: one sendmsg, no reactor round trip), the rest
+// asynchronously under the connection's deadline.
+awaitable<boost::system::error_code> write_request(connection& c, std::array<net::const_buffer, 2> msg) {
+  const size_t total = msg[0].size() + msg[1].size();
+  size_t done = 0;
+  if (!c.tls) {
+    boost::system::error_code ec;
+    done = c.plain->write_some(msg, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      done = 0;
+    } else if (ec) {
+      co_return ec;
+    }
+    if (done == total) co_return boost::system::error_code{};
+  }
+  // What is left (rare for plain sockets; always for TLS).
+  std::array<net::const_buffer, 2> rest = msg;
+  if (done >= rest[0].size()) {
+    rest[1] += done - rest[0].size();
+    rest[0] = net::const_buffer();
+  } else {
+    rest[0] += done;
+  }
+  auto [ec, n] = c.tls ? co_await net::async_write(*c.tls, rest, use_tuple)
+                       : co_await net::async_write(*c.plain, rest, use_tuple);
+  co_return ec;
 }
+
 }  // namespace
 
 awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_request req, client_timeouts t) {
   auto up = impl_;
-  auto start = steady::now();
-  auto total_deadline = start + t.total;
+  const int64_t start = steady_ns();
+  const int64_t total_deadline = start + static_cast<int64_t>(t.total.count()) * 1000000;
+  const auto total_deadline_tp = steady::time_point(std::chrono::nanoseconds(total_deadline));
   pool& p = up->this_thread_pool();
 
-  // The request head as raw bytes (no serializer): written with the body in one gather write.
+  // The request head as raw bytes: written with the body in one gather write.
   std::string head;
   head.reserve(160 + req.target.size() + 64 * req.headers.size());
   head.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\nHost: ").append(up->host_header);
   head.append("\r\n");
   for (const auto& [k, v] : req.headers) {
-    if (beast::iequals(k, "host") || beast::iequals(k, "content-length") || beast::iequals(k, "connection") ||
-        beast::iequals(k, "transfer-encoding"))
+    if (iequals(k, "host") || iequals(k, "content-length") || iequals(k, "connection") ||
+        iequals(k, "transfer-encoding"))
       continue;  // set here
     head.append(k).append(": ").append(v).append("\r\n");
   }
-  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH")
-    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", req.body.size());
+  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+    char num[24];
+    auto [end, ec] = std::to_chars(num, num + sizeof num, req.body.size());
+    head.append("Content-Length: ").append(num, end).append("\r\n");
+  }
   head.append("\r\n");
   const std::array<net::const_buffer, 2> msg{net::buffer(head), net::buffer(req.body)};
-  const size_t msg_bytes = head.size() + req.body.size();
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<connection> c;
@@ -384,7 +554,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
       reused = true;
     } else {
       // Bounded: wait (up to the connect timeout) for a slot when the pool is full.
-      auto slot_deadline = min_ms(t.connect, until(total_deadline));
+      auto slot_deadline = min_ms(t.connect, until(total_deadline_tp));
       auto wait_until = steady::now() + slot_deadline;
       while (p.open >= up->opts.max_connections_per_thread) {
         if (!p.idle.empty()) break;
@@ -403,7 +573,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
         reused = true;
       } else {
         ++p.open;
-        auto r = co_await up->connect(steady::now() + min_ms(t.connect, until(total_deadline)));
+        auto r = co_await up->connect(steady::now() + min_ms(t.connect, until(total_deadline_tp)));
         if (!r) {
           up->release(p, nullptr, false);
           co_return r.error();
@@ -412,59 +582,95 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
       }
     }
 
-    auto fb = min_ms(t.first_byte, until(total_deadline));
-    beast::error_code wec;
-    size_t direct = 0;
-    if (!c->tls) {
-      // Nearly always the socket buffer takes the whole request at once: one sendmsg, no timer,
-      // no reactor round trip. Only what is left is written asynchronously under the deadline.
-      auto& sock = c->plain->socket();
-      direct = sock.write_some(msg, wec);
-      if (wec == net::error::would_block || wec == net::error::try_again) {
-        wec = {};
-        direct = 0;
-      }
-    }
-    c->lowest().expires_after(fb);
-    if (!wec && direct < msg_bytes) {
-      beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(msg);
-      rest.consume(direct);
-      auto [ec2, n2] = c->tls ? co_await write_on(*c->tls, rest) : co_await write_on(*c->plain, rest);
-      wec = ec2;
-    }
-    auto sent = steady::now();
-    auto fail = [&](beast::error_code ec, bool first_byte_phase) -> error {
-      if (ec == beast::error::timeout)
+    const auto fb = std::min<int64_t>(t.first_byte.count(), (total_deadline - steady_ns()) / 1000000);
+    const int64_t fb_deadline = std::min(steady_ns() + t.first_byte.count() * int64_t{1000000}, total_deadline);
+    c->set_deadline(fb_deadline);
+    auto fail = [&](boost::system::error_code ec, bool first_byte_phase, bool timed_out) -> error {
+      if (timed_out)
         return make_error(errc::upstream_timeout, first_byte_phase
-                              ? fmt::format("no response from upstream within {} ms", fb.count())
+                              ? fmt::format("no response from upstream within {} ms", std::max<int64_t>(fb, 0))
                               : "upstream write timed out");
       if (ec == net::error::operation_aborted) return make_error(errc::cancelled, "cancelled");
       return make_error(errc::upstream_unreachable, fmt::format("upstream connection failed: {}", ec.message()));
     };
+    auto wec = co_await write_request(*c, msg);
+    const int64_t sent = steady_ns();
     if (wec) {
+      bool to = c->timed_out;
       up->release(p, std::move(c), false);
-      if (reused && wec != beast::error::timeout && wec != net::error::operation_aborted) continue;
-      co_return fail(wec, false);
+      if (reused && !to && wec != net::error::operation_aborted) continue;
+      co_return fail(wec, false, to);
     }
+
+    // The response head (interim 1xx responses skipped).
     auto ri = std::make_unique<client_response::impl>();
+    wire::head_scan scan;
+    size_t got = 0;
+    boost::system::error_code rec;
+    bool bad_head = false;
+    const char* bad_what = "";
+    for (;;) {
+      auto& cc = *c;
+      std::string_view avail(cc.buf.get() + cc.begin, cc.end - cc.begin);
+      auto pr = wire::parse_response_head(avail, ri->head, scan, max_head_bytes, req.method);
+      if (pr.status == wire::parse::done) {
+        if (ri->head.status >= 100 && ri->head.status < 200 && ri->head.status != 101) {
+          cc.begin += ri->head.size;
+          scan.reset();
+          continue;
+        }
+        break;
+      }
+      if (pr.status != wire::parse::need_more) {
+        bad_head = true;
+        bad_what = pr.what;
+        break;
+      }
+      if (!cc.make_room(max_head_bytes)) {
+        bad_head = true;
+        bad_what = "response head too large";
+        break;
+      }
+      auto [ec, n] = co_await read_more(cc);
+      if (ec || n == 0) {
+        rec = ec ? ec : net::error::eof;
+        break;
+      }
+      cc.end += n;
+      got += n;
+    }
+    if (bad_head) {
+      up->release(p, std::move(c), false);
+      co_return make_error(errc::upstream_error, fmt::format("upstream sent a malformed response: {}", bad_what), 502);
+    }
+    if (rec) {
+      bool to = c->timed_out;
+      bool stale = reused && got == 0 && !to &&
+                   (rec == net::error::eof || rec == net::error::connection_reset || rec == net::error::broken_pipe);
+      up->release(p, std::move(c), false);
+      if (stale) continue;
+      co_return fail(rec, true, to);
+    }
+    c->clear_deadline();
+    // Keep the head (its fields are views) apart from the buffer the body streams through.
+    auto& h = ri->head;
+    const char* base = c->buf.get() + c->begin;
+    c->head_copy.assign(base, h.size);
+    const char* nb = c->head_copy.data();
+    auto rebase = [&](std::string_view v) { return v.empty() ? v : std::string_view(nb + (v.data() - base), v.size()); };
+    for (auto& f : h.fields) {
+      f.name = rebase(f.name);
+      f.value = rebase(f.value);
+    }
+    h.reason = rebase(h.reason);
+    c->begin += h.size;
     ri->up = up;
     ri->p = &p;
     ri->t = t;
-    ri->total_deadline = total_deadline;
-    ri->parser.emplace();
-    ri->parser->header_limit(64 * 1024);
-    ri->parser->body_limit(boost::none);
-    auto [rec, rn] = c->tls ? co_await read_header_on(*c->tls, c->buf, *ri->parser)
-                            : co_await read_header_on(*c->plain, c->buf, *ri->parser);
-    if (rec) {
-      bool stale = reused && rn == 0 &&
-                   (rec == bhttp::error::end_of_stream || rec == net::error::eof ||
-                    rec == net::error::connection_reset || rec == net::error::broken_pipe);
-      up->release(p, std::move(c), false);
-      if (stale) continue;
-      co_return fail(rec, true);
-    }
-    ri->ttfb = std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - sent).count();
+    ri->total_deadline_ns = total_deadline;
+    ri->remaining = h.content_length;
+    ri->body_complete = h.body == wire::body_kind::none;
+    ri->ttfb = steady_ns() - sent;
     ri->conn = std::move(c);
     co_return std::make_unique<client_response>(std::move(ri));
   }
