@@ -117,6 +117,15 @@ struct connection {
     arm(at);
   }
   void clear_deadline() { deadline_ns = no_deadline; }
+  // Parked in the pool: a pending timer would keep the io_context's run() from returning.
+  void idle() {
+    deadline_ns = no_deadline;
+    if (armed_ns != 0) {
+      armed_ns = 0;
+      ++timer_gen;
+      timer.cancel();
+    }
+  }
 
   void arm(int64_t at) {
     armed_ns = at;
@@ -234,7 +243,7 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
 
   void release(pool& p, std::unique_ptr<connection> c, bool reusable) {
     if (reusable && c && p.idle.size() < opts.max_idle_per_thread) {
-      c->clear_deadline();
+      c->idle();
       p.idle.push_back(std::move(c));
     } else {
       if (c) c->close();

@@ -45,14 +45,25 @@ struct server_options {
   std::chrono::milliseconds shutdown_grace{10000};  // running responses may finish within this
 };
 
-// One complete request as read from a client.
+// One complete request as read from a client. The request line and header fields are views into
+// `head_bytes` (the raw head, kept by the request; copies and moves re-point the views), so
+// reading a request allocates nothing once a connection's buffers have grown.
 struct request {
-  std::string method;
-  std::string target;  // path and query as sent
-  header_list headers;
+  using field_list = std::vector<std::pair<std::string_view, std::string_view>>;
+  std::string_view method;
+  std::string_view target;  // path and query as sent
+  field_list headers;       // as sent (names in their original case)
   std::string body;
   int64_t received_ns = 0;  // monotonic time the request head was complete
-  std::string_view header(std::string_view name) const noexcept { return find_header(headers, name); }
+  std::string head_bytes;   // what the views above point into
+
+  request() = default;
+  request(const request& o) { *this = o; }
+  request(request&& o) noexcept { *this = std::move(o); }
+  request& operator=(const request& o);
+  request& operator=(request&& o) noexcept;
+
+  std::string_view header(std::string_view name) const noexcept;  // case-insensitive; "" when absent
   std::string_view path() const noexcept;  // target without the query
 };
 

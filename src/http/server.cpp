@@ -15,12 +15,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/status.hpp>
 
 #include <fmt/format.h>
@@ -28,6 +22,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <csignal>
 #include <exception>
 #include <optional>
@@ -36,6 +31,7 @@
 
 
 #include "http/http.hpp"
+#include "http/wire.hpp"
 
 namespace fp::http {
 
@@ -61,6 +57,58 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 std::string_view find_header(const header_list& h, std::string_view name) noexcept {
   for (const auto& [k, v] : h)
+    if (iequals(k, name)) return v;
+  return {};
+}
+
+namespace {
+// Re-points a view into `old_base` (of size n) at the same offset of `new_base`; views that point
+// elsewhere (e.g. literals a test assigned) stay as they are.
+std::string_view rebase(std::string_view v, const char* old_base, size_t n, const char* new_base) {
+  if (v.empty() || v.data() < old_base || v.data() + v.size() > old_base + n) return v;
+  return std::string_view(new_base + (v.data() - old_base), v.size());
+}
+}  // namespace
+
+request& request::operator=(const request& o) {
+  if (this == &o) return *this;
+  head_bytes = o.head_bytes;
+  const char* ob = o.head_bytes.data();
+  const size_t n = o.head_bytes.size();
+  const char* nb = head_bytes.data();
+  method = rebase(o.method, ob, n, nb);
+  target = rebase(o.target, ob, n, nb);
+  headers.resize(o.headers.size());
+  for (size_t i = 0; i < o.headers.size(); ++i)
+    headers[i] = {rebase(o.headers[i].first, ob, n, nb), rebase(o.headers[i].second, ob, n, nb)};
+  body = o.body;
+  received_ns = o.received_ns;
+  return *this;
+}
+
+request& request::operator=(request&& o) noexcept {
+  if (this == &o) return *this;
+  const char* ob = o.head_bytes.data();
+  const size_t n = o.head_bytes.size();
+  head_bytes = std::move(o.head_bytes);  // a short string's bytes are copied, not moved: re-point
+  const char* nb = head_bytes.data();
+  method = rebase(o.method, ob, n, nb);
+  target = rebase(o.target, ob, n, nb);
+  headers = std::move(o.headers);
+  if (nb != ob)
+    for (auto& [k, v] : headers) {
+      k = rebase(k, ob, n, nb);
+      v = rebase(v, ob, n, nb);
+    }
+  body = std::move(o.body);
+  received_ns = o.received_ns;
+  o.method = o.target = {};
+  o.headers.clear();
+  return *this;
+}
+
+std::string_view request::header(std::string_view name) const noexcept {
+  for (const auto& [k, v] : headers)
     if (iequals(k, name)) return v;
   return {};
 }
@@ -110,7 +158,11 @@ struct session final : responder, std::enable_shared_from_this<session> {
   server::impl& srv;
   worker& w;
   tcp::socket sock;  // deadlines come from the worker's sweep, not from a per-stream timer
-  beast::flat_buffer buf;
+  // Bytes read from the client and not yet used: [rbegin, rend) of rbuf.
+  std::unique_ptr<char[]> rbuf;
+  size_t rcap = 0, rbegin = 0, rend = 0;
+  wire::head head_;  // the parsed head (its field vector keeps its capacity)
+  request req_;      // reused: its head buffer and field list keep their capacity
   std::string head;  // reused for response heads and chunk framing
   bool idle = true;
   bool gone = false;
@@ -289,6 +341,90 @@ struct session final : responder, std::enable_shared_from_this<session> {
     co_await respond(status, h, body);
   }
 
+  size_t buffered() const noexcept { return rend - rbegin; }
+
+  // Room to read into at [rend, rcap): drops used bytes, grows up to `limit` bytes in all.
+  bool make_room(size_t limit) {
+    if (rbegin == rend) rbegin = rend = 0;
+    if (rend < rcap) return true;
+    if (rbegin > 0) {
+      std::memmove(rbuf.get(), rbuf.get() + rbegin, rend - rbegin);
+      rend -= rbegin;
+      rbegin = 0;
+      return true;
+    }
+    if (rcap >= limit) return false;
+    size_t ncap = std::min(limit, std::max<size_t>(rcap * 2, 4096));
+    std::unique_ptr<char[]> nb(new char[ncap]);
+    if (rend > 0) std::memcpy(nb.get(), rbuf.get(), rend);
+    rbuf = std::move(nb);
+    rcap = ncap;
+    return true;
+  }
+
+  awaitable<boost::system::error_code> read_more(size_t limit) {
+    if (!make_room(limit)) co_return boost::system::error_code(net::error::no_buffer_space);
+    auto [ec, n] = co_await sock.async_read_some(net::buffer(rbuf.get() + rend, rcap - rend), use_tuple);
+    if (!ec && n == 0) ec = net::error::eof;
+    if (!ec) rend += n;
+    co_return ec;
+  }
+
+  // Reads the body of `head_` into req_.body. Errors: status to answer with (0: just close).
+  struct body_error {
+    int status = 0;
+    std::string message;
+  };
+  awaitable<std::optional<body_error>> read_body() {
+    const auto& o = srv.opts;
+    std::string& body = req_.body;
+    body.clear();
+    if (head_.body == wire::body_kind::none) co_return std::nullopt;
+    if (head_.expect_continue && buffered() == 0) {
+      // curl and others wait (up to 1 s) for "100 Continue" before sending a larger body.
+      if (head_.body != wire::body_kind::length || head_.content_length <= o.max_body_bytes)
+        if (!co_await write_all(net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25)))
+          co_return body_error{};
+    }
+    if (head_.body == wire::body_kind::length) {
+      if (head_.content_length > o.max_body_bytes)
+        co_return body_error{413, fmt::format("request body larger than {} bytes", o.max_body_bytes)};
+      const size_t want = static_cast<size_t>(head_.content_length);
+      const size_t have = std::min(want, buffered());
+      body.assign(rbuf.get() + rbegin, have);
+      rbegin += have;
+      if (have < want) {
+        body.resize(want);
+        size_t got = have;
+        while (got < want) {  // the rest straight into the body
+          auto [ec, n] = co_await sock.async_read_some(net::buffer(body.data() + got, want - got), use_tuple);
+          if (ec || n == 0) co_return body_error{};
+          got += n;
+        }
+      }
+      co_return std::nullopt;
+    }
+    // chunked
+    wire::chunked_decoder dec;
+    for (;;) {
+      if (buffered() > 0) {
+        size_t room = o.max_body_bytes + 1 - body.size();
+        size_t old = body.size();
+        body.resize(old + std::min(buffered(), room));
+        auto st = dec.decode(rbuf.get() + rbegin, buffered(), body.data() + old, body.size() - old);
+        body.resize(old + st.produced);
+        rbegin += st.consumed;
+        if (st.error) co_return body_error{400, "malformed HTTP request: bad chunked body"};
+        if (body.size() > o.max_body_bytes)
+          co_return body_error{413, fmt::format("request body larger than {} bytes", o.max_body_bytes)};
+        if (st.done) co_return std::nullopt;
+        if (st.consumed > 0 && buffered() > 0) continue;
+      }
+      auto ec = co_await read_more(rcap > 0 ? std::max<size_t>(rcap, 8192) : 8192);
+      if (ec) co_return body_error{};
+    }
+  }
+
   awaitable<void> run() {
     // A client that goes away cancels the awaited operation (see run_watching_client); awaits
     // then report operation_aborted instead of throwing (no exceptions on the data plane).
@@ -297,59 +433,59 @@ struct session final : responder, std::enable_shared_from_this<session> {
     sock.set_option(tcp::no_delay(true), ignored);
     sock.non_blocking(true, ignored);  // write_all tries a direct write first
     const auto& o = srv.opts;
+    const size_t head_limit = o.max_header_bytes;
     for (;;) {
-      if (srv.stopping.load(std::memory_order_relaxed) && buf.size() == 0) break;
+      if (srv.stopping.load(std::memory_order_relaxed) && buffered() == 0) break;
       idle = true;
-      if (buf.size() == 0) {
+      if (buffered() == 0) {
         set_deadline(o.idle_timeout);
-        auto [ec, n] = co_await sock.async_read_some(buf.prepare(8192), use_tuple);
-        if (ec) break;
-        buf.commit(n);
+        if (co_await read_more(std::max<size_t>(head_limit, 8192))) break;
       }
       idle = false;
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
-      parser.body_limit(o.max_body_bytes);
       set_deadline(o.read_timeout);
-      auto [hec, hn] = co_await bhttp::async_read_header(sock, buf, parser, use_tuple);
-      beast::error_code ec = hec;
-      if (!ec && !parser.is_done()) {
-        // curl and others wait (up to 1 s) for "100 Continue" before sending a larger body.
-        auto expect = parser.get()[bhttp::field::expect];
-        if (expect.size() == 12 && beast::iequals(expect, "100-continue")) {
-          auto [wec, wn] = co_await net::async_write(sock, net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), use_tuple);
-          ec = wec;
-        }
-        if (!ec) {
-          auto [bec, bn] = co_await bhttp::async_read(sock, buf, parser, use_tuple);
-          ec = bec;
+      wire::head_scan scan;
+      wire::parse_result pr;
+      bool closed = false;
+      for (;;) {
+        pr = wire::parse_request_head(std::string_view(rbuf.get() + rbegin, buffered()), head_, scan, head_limit);
+        if (pr.status != wire::parse::need_more) break;
+        if (co_await read_more(std::max<size_t>(head_limit, 8192))) {
+          closed = true;
+          break;
         }
       }
-      if (ec) {
-        if (ec == bhttp::error::body_limit) {
-          co_await send_simple_error(413, "invalid_request_error",
-                                     fmt::format("request body larger than {} bytes", o.max_body_bytes));
-        } else if (ec == bhttp::error::header_limit) {
-          co_await send_simple_error(431, "invalid_request_error",
-                                     fmt::format("request head larger than {} bytes", o.max_header_bytes));
-        } else if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
-                   ec != net::error::eof && ec != net::error::connection_reset &&
-                   ec != net::error::operation_aborted && ec != bhttp::error::partial_message) {
-          co_await send_simple_error(400, "invalid_request_error", "malformed HTTP request");
-        }
+      if (closed) break;
+      if (pr.status == wire::parse::too_large) {
+        co_await send_simple_error(431, "invalid_request_error",
+                                   fmt::format("request head larger than {} bytes", o.max_header_bytes));
+        break;
+      }
+      if (pr.status == wire::parse::unsupported) {
+        co_await send_simple_error(501, "invalid_request_error", fmt::format("malformed HTTP request: {}", pr.what));
+        break;
+      }
+      if (pr.status != wire::parse::done) {
+        co_await send_simple_error(400, "invalid_request_error", fmt::format("malformed HTTP request: {}", pr.what));
+        break;
+      }
+      // The head moves into the request (views re-pointed at its copy); the buffer goes on.
+      request& req = req_;
+      const char* base = rbuf.get() + rbegin;
+      req.head_bytes.assign(base, head_.size);
+      const char* nb = req.head_bytes.data();
+      auto re = [&](std::string_view v) { return std::string_view(nb + (v.data() - base), v.size()); };
+      req.method = re(head_.method);
+      req.target = re(head_.target);
+      req.headers.clear();
+      for (const auto& f : head_.fields) req.headers.emplace_back(re(f.name), re(f.value));
+      rbegin += head_.size;
+      if (auto be = co_await read_body()) {
+        if (be->status != 0) co_await send_simple_error(be->status, "invalid_request_error", be->message);
         break;
       }
       clear_deadline();
-      auto& msg = parser.get();
-      request req;
       req.received_ns = now_ns();
-      req.method.assign(msg.method_string().data(), msg.method_string().size());
-      req.target.assign(msg.target().data(), msg.target().size());
-      req.headers.reserve(8);
-      for (const auto& f : msg)
-        req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-      req.body = std::move(msg.body());
-      keep_alive = msg.keep_alive() && !srv.stopping.load(std::memory_order_relaxed);
+      keep_alive = head_.keep_alive && !srv.stopping.load(std::memory_order_relaxed);
       started_ = false;
       streaming = false;
       try {

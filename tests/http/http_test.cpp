@@ -50,7 +50,7 @@ class test_handler final : public handler {
   awaitable<void> handle(request& req, responder& res) override {
     ++requests;
     if (req.path() == "/echo") {
-      header_list h{{"Content-Type", "text/plain"}, {"x-method", req.method}};
+      header_list h{{"Content-Type", "text/plain"}, {"x-method", std::string(req.method)}};
       co_await res.respond(200, h, req.body);
     } else if (req.path() == "/stream") {
       header_list h{{"Content-Type", "text/event-stream"}};
