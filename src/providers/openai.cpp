@@ -30,11 +30,13 @@ class openai_provider final : public provider {
     if (req.raw_body.empty()) return {};
     if (!opts.upstream_model.empty() && opts.upstream_model != req.model) return {};
     const auto* so = req.body.if_contains("stream_options");
+    const auto* st = req.body.if_contains("stream");
     if (!stream) {
-      if (so || req.body.contains("stream")) return {};
+      // An explicit "stream":false says the same as no field (clients and SDKs send it on every
+      // call); stream_options, or a null stream, still go through the rebuild that drops them.
+      if (so || (st && *st != false)) return {};
       return req.raw_body;
     }
-    const auto* st = req.body.if_contains("stream");
     if (!st || *st != true) return {};
     if (!spec_.request_usage || (so && so->is_object() && so->as_object().if_contains("include_usage") &&
                                  so->as_object().at("include_usage") == true))
