@@ -15,7 +15,7 @@ struct owned_call {
   gateway::request_context ctx;
   size_t headers_synced = 0;
   explicit owned_call(const gateway::request_context& c)
-      : http(c.http), ctx{http, c.req, c.api_key, c.request_id, {}, {}, c.t, {}, {}, {}} {}
+      : http(c.http), ctx{http, c.req, c.api_key, c.request_id, {}, {}, c.t, {}, {}, {}, c.deployments} {}
 
   // What the router recorded on the copy, for the starting request's response and access log.
   // Only called on the starting request's thread, which is also the shared call's thread.

@@ -87,6 +87,12 @@ struct timing {
   int64_t done_ns = -1;
 };
 
+// One way to serve a model: a provider plus what to send it.
+struct deployment {
+  providers::provider* p = nullptr;
+  providers::call_options opts;  // upstream_model + timeouts
+};
+
 struct request_context {
   const http::request& http;
   api::request req;
@@ -99,12 +105,9 @@ struct request_context {
   http::header_list response_headers;  // stages may add headers (e.g. x-fastpath-cache)
   // Extra access-log fields (key, string value), e.g. the routing decision (added by routing).
   std::vector<std::pair<std::string, std::string>> log_fields;
-};
-
-// One way to serve a model: a provider plus what to send it.
-struct deployment {
-  providers::provider* p = nullptr;
-  providers::call_options opts;  // upstream_model + timeouts
+  // The requested model's deployments (the gateway's model table, which outlives every request),
+  // set once the request stages ran; what the router is called with.
+  std::span<const deployment> deployments;
 };
 
 // ---- seams ----------------------------------------------------------------------------------------

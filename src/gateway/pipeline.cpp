@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <charconv>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -36,8 +38,8 @@ bool retryable(const error& e) {
 
 void note_attempt(request_context& ctx, const deployment& d) {
   if (ctx.t.upstream_start_ns < 0) ctx.t.upstream_start_ns = now_ns();
-  ctx.provider = std::string(d.p->name());
-  ctx.upstream_model = d.opts.upstream_model.empty() ? ctx.req.model : d.opts.upstream_model;
+  ctx.provider.assign(d.p->name());  // assign: a retry reuses the strings' storage
+  ctx.upstream_model.assign(d.opts.upstream_model.empty() ? ctx.req.model : d.opts.upstream_model);
 }
 }  // namespace
 
@@ -76,14 +78,27 @@ struct model_metrics {
   metrics::histogram* total;
 };
 
-model_metrics& metrics_for(const std::string& model, const std::string& provider) {
+// Hash and equality of (string, string-or-int) pairs that also take views, so the per-request
+// lookups below build no key (heterogeneous lookup).
+template <class Second>
+struct pair_key {
+  using view = std::pair<std::string_view, Second>;
+  using is_transparent = void;
+  size_t operator()(view k) const noexcept {
+    size_t h = std::hash<std::string_view>{}(k.first);
+    return h ^ (std::hash<Second>{}(k.second) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+  }
+  bool operator()(view a, view b) const noexcept { return a == b; }
+};
+
+model_metrics& metrics_for(std::string_view model, std::string_view provider) {
   // Per-thread cache of the (locked) registry lookups; bounded by the configured model x provider
   // pairs (plus one entry per unknown pair that reached here, which needs a valid deployment).
-  thread_local std::unordered_map<std::string, model_metrics> cache;
-  std::string key = model + '\0' + provider;
-  auto it = cache.find(key);
+  using key_fn = pair_key<std::string_view>;
+  thread_local std::unordered_map<std::pair<std::string, std::string>, model_metrics, key_fn, key_fn> cache;
+  auto it = cache.find(key_fn::view{model, provider});
   if (it != cache.end()) return it->second;
-  metrics::labels l{{"model", model}, {"provider", provider}};
+  metrics::labels l{{"model", std::string(model)}, {"provider", std::string(provider)}};
   model_metrics m{
       &metrics::get_histogram("fastpath_gateway_pre_upstream_seconds",
                               "Time in the gateway before the upstream call started", l),
@@ -92,22 +107,55 @@ model_metrics& metrics_for(const std::string& model, const std::string& provider
       &metrics::get_histogram("fastpath_inter_token_seconds", "Gap between consecutive streamed chunks written to the client", l),
       &metrics::get_histogram("fastpath_request_duration_seconds", "Request read -> response complete", l),
   };
-  return cache.emplace(std::move(key), m).first->second;
+  return cache.emplace(std::pair<std::string, std::string>(model, provider), m).first->second;
 }
 
 metrics::counter& requests_counter(std::string_view path, int status) {
-  thread_local std::unordered_map<std::string, metrics::counter*> cache;
-  std::string key = fmt::format("{} {}", path, status);
-  auto it = cache.find(key);
+  using key_fn = pair_key<int>;
+  thread_local std::unordered_map<std::pair<std::string, int>, metrics::counter*, key_fn, key_fn> cache;
+  auto it = cache.find(key_fn::view{path, status});
   if (it != cache.end()) return *it->second;
   auto& c = metrics::get_counter("fastpath_requests_total", "HTTP requests answered, by endpoint and status",
                                  {{"endpoint", std::string(path)}, {"status", std::to_string(status)}});
-  cache.emplace(std::move(key), &c);
+  cache.emplace(std::pair<std::string, int>(path, status), &c);
   return c;
 }
 
 double secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 int64_t us(int64_t ns) { return ns < 0 ? -1 : ns / 1000; }
+
+// Appends v in lower-case hex (as fmt's {:x}).
+char* put_hex(char* p, uint64_t v) {
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+// Appends ns as milliseconds with three decimals (as fmt's {:.3f} of ns / 1e6, rounded to the
+// nearest microsecond), with integer arithmetic.
+char* put_ms3(char* p, int64_t ns) {
+  uint64_t a = ns < 0 ? 0 - static_cast<uint64_t>(ns) : static_cast<uint64_t>(ns);
+  uint64_t us_r = (a + 500) / 1000;
+  if (ns < 0 && us_r > 0) *p++ = '-';
+  auto [end, ec] = std::to_chars(p, p + 20, us_r / 1000);
+  p = end;
+  uint64_t frac = us_r % 1000;
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + frac / 100);
+  *p++ = static_cast<char>('0' + frac / 10 % 10);
+  *p++ = static_cast<char>('0' + frac % 10);
+  return p;
+}
+
+char* put_str(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
 
 }  // namespace
 
@@ -333,10 +381,16 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
     co_return;
   }
   parsed->raw_body = std::move(req.body);  // forwarded as is while nothing changes the request
-  request_context ctx{req, std::move(*parsed), std::move(api_key), {}, {}, {}, {}, {}, {}};
+  request_context ctx{req, std::move(*parsed), std::move(api_key), {}, {}, {}, {}, {}, {}, {}, {}};
   ctx.t.received_ns = req.received_ns;
-  ctx.request_id = fmt::format("fp-{:x}-{:x}", static_cast<uint64_t>(system_clock::instance().wall_ms()),
-                               g_request_seq.fetch_add(1, std::memory_order_relaxed));
+  {
+    char id[40];  // "fp-<wall ms hex>-<sequence hex>"
+    char* p = put_str(id, "fp-");
+    p = put_hex(p, static_cast<uint64_t>(system_clock::instance().wall_ms()));
+    *p++ = '-';
+    p = put_hex(p, g_request_seq.fetch_add(1, std::memory_order_relaxed));
+    ctx.request_id.assign(id, p);
+  }
 
   for (auto& st : stages_) {
     auto r = co_await st->on_request(ctx);
@@ -348,8 +402,8 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
     }
   }
 
-  auto ds = gw_deployments(ctx.req.model);
-  if (ds.empty()) {
+  ctx.deployments = gw_deployments(ctx.req.model);
+  if (ctx.deployments.empty()) {
     auto e = make_error(errc::not_found, fmt::format("The model `{}` does not exist", ctx.req.model));
     co_await respond_error(res, e);
     finish_log(&ctx, req, 404, ctx.req.stream, 0, &e, nullptr);
@@ -357,18 +411,24 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
   }
 
   if (ctx.req.stream) {
-    co_await handle_stream(ctx, ds, res);
+    co_await handle_stream(ctx, res);
   } else {
-    co_await handle_complete(ctx, ds, res);
+    co_await handle_complete(ctx, res);
   }
 }
 
-awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const deployment> ds, http::responder& res) {
+awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& res) {
   sse_sink sink(ctx, res, nullptr);
   result<api::usage> r = make_error(errc::internal, "not run");
   bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
-    r = co_await cache_->stream(ctx, sink, [this, ds](request_context& c, providers::chunk_sink& s) {
-      return router_->stream(c, ds, s);
+    if (!cache_) {
+      r = co_await router_->stream(ctx, ctx.deployments, sink);
+      co_return;
+    }
+    // Captures only `this` (fits std::function's inline storage); the deployments travel with
+    // the context the cache runs it with.
+    r = co_await cache_->stream(ctx, sink, [this](request_context& c, providers::chunk_sink& s) {
+      return router_->stream(c, c.deployments, s);
     });
   });
   const auto& h = ctx.http;
@@ -401,10 +461,14 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, std::span<const de
   finish_log(&ctx, h, 200, true, sink.chunks(), nullptr, &*r);
 }
 
-awaitable<void> pipeline::handle_complete(request_context& ctx, std::span<const deployment> ds, http::responder& res) {
+awaitable<void> pipeline::handle_complete(request_context& ctx, http::responder& res) {
   result<api::response> r = make_error(errc::internal, "not run");
   bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
-    r = co_await cache_->complete(ctx, [this, ds](request_context& c) { return router_->complete(c, ds); });
+    if (!cache_) {
+      r = co_await router_->complete(ctx, ctx.deployments);
+      co_return;
+    }
+    r = co_await cache_->complete(ctx, [this](request_context& c) { return router_->complete(c, c.deployments); });
   });
   const auto& h = ctx.http;
   if (!finished || res.client_gone()) {
@@ -421,16 +485,20 @@ awaitable<void> pipeline::handle_complete(request_context& ctx, std::span<const 
   int64_t t = now_ns();
   ctx.t.first_chunk_ns = t;
   auto& t0 = ctx.t;
-  double gw_ms = t0.upstream_start_ns >= 0 ? static_cast<double>(t0.upstream_start_ns - t0.received_ns) / 1e6 : 0;
-  double up_ms = ctx.stats.upstream_total_ns >= 0 ? static_cast<double>(ctx.stats.upstream_total_ns) / 1e6 : 0;
-  double ttfb_ms = ctx.stats.upstream_ttfb_ns >= 0 ? static_cast<double>(ctx.stats.upstream_ttfb_ns) / 1e6 : 0;
-  double total_ms = static_cast<double>(t - t0.received_ns) / 1e6;
+  char timing[192];  // the names + 4 x (sign, 20 digits, ".ddd")
+  char* p = put_str(timing, "gateway;dur=");
+  p = put_ms3(p, t0.upstream_start_ns >= 0 ? t0.upstream_start_ns - t0.received_ns : 0);
+  p = put_str(p, ", upstream_ttfb;dur=");
+  p = put_ms3(p, ctx.stats.upstream_ttfb_ns >= 0 ? ctx.stats.upstream_ttfb_ns : 0);
+  p = put_str(p, ", upstream;dur=");
+  p = put_ms3(p, ctx.stats.upstream_total_ns >= 0 ? ctx.stats.upstream_total_ns : 0);
+  p = put_str(p, ", total;dur=");
+  p = put_ms3(p, t - t0.received_ns);
   http::header_list hdr;
   hdr.reserve(4 + ctx.response_headers.size());
   hdr.emplace_back("Content-Type", "application/json");
   hdr.emplace_back("x-request-id", ctx.request_id);
-  hdr.emplace_back("Server-Timing", fmt::format("gateway;dur={:.3f}, upstream_ttfb;dur={:.3f}, upstream;dur={:.3f}, total;dur={:.3f}",
-                                                gw_ms, ttfb_ms, up_ms, total_ms));
+  hdr.emplace_back("Server-Timing", std::string(timing, p));
   for (const auto& kv : ctx.response_headers) hdr.push_back(kv);
   co_await res.respond(200, hdr, r->json);
   finish_log(&ctx, h, 200, false, 1, nullptr, r->usage ? &*r->usage : nullptr);

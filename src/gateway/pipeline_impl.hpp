@@ -21,16 +21,14 @@ class pipeline final : public http::handler {
 
   boost::asio::awaitable<void> handle(http::request& req, http::responder& res) override;
 
-  std::shared_ptr<cache_hook> cache_ = std::make_shared<cache_hook>();
+  std::shared_ptr<cache_hook> cache_;  // null: no cache (the router is called directly)
   std::shared_ptr<router> router_ = std::make_shared<router>();
   std::vector<std::shared_ptr<request_stage>> stages_;
 
  private:
   std::span<const deployment> gw_deployments(std::string_view model) const { return lookup_(model); }
-  boost::asio::awaitable<void> handle_stream(request_context& ctx, std::span<const deployment> ds,
-                                             http::responder& res);
-  boost::asio::awaitable<void> handle_complete(request_context& ctx, std::span<const deployment> ds,
-                                               http::responder& res);
+  boost::asio::awaitable<void> handle_stream(request_context& ctx, http::responder& res);
+  boost::asio::awaitable<void> handle_complete(request_context& ctx, http::responder& res);
   boost::asio::awaitable<void> handle_tokenize(http::request& req, http::responder& res, bool encode);
   boost::asio::awaitable<void> respond_json(http::responder& res, int status, std::string_view body,
                                             const http::header_list* extra = nullptr);
