@@ -106,6 +106,7 @@ struct connection {
   size_t cap = 0, begin = 0, end = 0;
   std::unique_ptr<char[]> piece;  // decoded chunked payload handed out by read_some
   std::string head_copy;          // the response head, kept while its body is read
+  std::string out;                // the request head being written
 
   explicit connection(const net::any_io_executor& ex) : timer(ex) {}
   tcp::socket& sock() { return tls ? tls->next_layer() : *plain; }
@@ -362,6 +363,18 @@ struct client_response::impl {
     if (conn) up->release(*p, std::move(conn), false);
   }
 
+  // Back to a fresh state (the connection released as unfinished if still held).
+  void recycle() {
+    if (conn) up->release(*p, std::move(conn), false);
+    up.reset();
+    p = nullptr;
+    ttfb = -1;
+    remaining = 0;
+    chunked.reset();
+    body_complete = false;
+    finished = false;
+  }
+
   void done(bool ok) {
     finished = true;
     bool reuse = ok && body_complete && head.keep_alive && conn->begin == conn->end;
@@ -452,7 +465,25 @@ struct client_response::impl {
 };
 
 client_response::client_response(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-client_response::~client_response() = default;
+namespace {
+// Finished exchanges' state, kept per thread for the next one (its header field list keeps its
+// capacity): no allocation per request for it.
+thread_local std::vector<std::unique_ptr<client_response::impl>> spare_responses;
+constexpr size_t max_spare_responses = 64;
+
+std::unique_ptr<client_response::impl> take_response_state() {
+  if (spare_responses.empty()) return std::make_unique<client_response::impl>();
+  auto r = std::move(spare_responses.back());
+  spare_responses.pop_back();
+  return r;
+}
+}  // namespace
+
+client_response::~client_response() {
+  if (!impl_) return;
+  impl_->recycle();
+  if (spare_responses.size() < max_spare_responses) spare_responses.push_back(std::move(impl_));
+}
 int client_response::status() const noexcept { return impl_->head.status; }
 int64_t client_response::ttfb_ns() const noexcept { return impl_->ttfb; }
 std::string_view client_response::header(std::string_view name) const noexcept { return impl_->head.get(name); }
@@ -535,24 +566,25 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
   const auto total_deadline_tp = steady::time_point(std::chrono::nanoseconds(total_deadline));
   pool& p = up->this_thread_pool();
 
-  // The request head as raw bytes: written with the body in one gather write.
-  std::string head;
-  head.reserve(160 + req.target.size() + 64 * req.headers.size());
-  head.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\nHost: ").append(up->host_header);
-  head.append("\r\n");
-  for (const auto& [k, v] : req.headers) {
-    if (iequals(k, "host") || iequals(k, "content-length") || iequals(k, "connection") ||
-        iequals(k, "transfer-encoding"))
-      continue;  // set here
-    head.append(k).append(": ").append(v).append("\r\n");
-  }
-  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
-    char num[24];
-    auto [end, ec] = std::to_chars(num, num + sizeof num, req.body.size());
-    head.append("Content-Length: ").append(num, end).append("\r\n");
-  }
-  head.append("\r\n");
-  const std::array<net::const_buffer, 2> msg{net::buffer(head), net::buffer(req.body)};
+  // The request head as raw bytes, built into the connection's own buffer (kept between
+  // requests): written with the body in one gather write.
+  auto build_head = [&](std::string& head) {
+    head.clear();
+    head.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\nHost: ").append(up->host_header);
+    head.append("\r\n");
+    for (const auto& [k, v] : req.headers) {
+      if (iequals(k, "host") || iequals(k, "content-length") || iequals(k, "connection") ||
+          iequals(k, "transfer-encoding"))
+        continue;  // set here
+      head.append(k).append(": ").append(v).append("\r\n");
+    }
+    if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+      char num[24];
+      auto [end, ec] = std::to_chars(num, num + sizeof num, req.body.size());
+      head.append("Content-Length: ").append(num, end).append("\r\n");
+    }
+    head.append("\r\n");
+  };
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<connection> c;
@@ -602,7 +634,8 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
       if (ec == net::error::operation_aborted) return make_error(errc::cancelled, "cancelled");
       return make_error(errc::upstream_unreachable, fmt::format("upstream connection failed: {}", ec.message()));
     };
-    auto wec = co_await write_request(*c, msg);
+    build_head(c->out);
+    auto wec = co_await write_request(*c, {net::buffer(c->out), net::buffer(req.body)});
     const int64_t sent = steady_ns();
     if (wec) {
       bool to = c->timed_out;
@@ -612,7 +645,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
     }
 
     // The response head (interim 1xx responses skipped).
-    auto ri = std::make_unique<client_response::impl>();
+    auto ri = take_response_state();
     wire::head_scan scan;
     size_t got = 0;
     boost::system::error_code rec;

@@ -91,6 +91,12 @@ class responder {
   // false. Returns true when `work` finished first.
   virtual boost::asio::awaitable<bool> run_watching_client(
       std::function<boost::asio::awaitable<void>()> work) = 0;
+  // The same without a wrapper coroutine, for a handler that awaits its work itself:
+  // watch_client() before it, unwatch_client() after it (false: the client went away meanwhile
+  // and the work was cancelled; respond no further). While watching, a client that disconnects
+  // cancels whatever the handler awaits at that moment (awaits report operation_aborted).
+  virtual void watch_client() = 0;
+  virtual bool unwatch_client() = 0;
 };
 
 class handler {

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -121,6 +122,22 @@ std::string_view request::path() const noexcept {
 
 namespace {
 
+// "HTTP/1.1 200 OK\r\n": the common statuses without formatting, the rest through Beast's table.
+void append_status_line(std::string& out, int status) {
+  switch (status) {
+    case 200: out.append("HTTP/1.1 200 OK\r\n"); return;
+    case 400: out.append("HTTP/1.1 400 Bad Request\r\n"); return;
+    case 404: out.append("HTTP/1.1 404 Not Found\r\n"); return;
+    case 429: out.append("HTTP/1.1 429 Too Many Requests\r\n"); return;
+    case 500: out.append("HTTP/1.1 500 Internal Server Error\r\n"); return;
+    case 502: out.append("HTTP/1.1 502 Bad Gateway\r\n"); return;
+    case 504: out.append("HTTP/1.1 504 Gateway Timeout\r\n"); return;
+    default: break;
+  }
+  auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, std::string_view(reason.data(), reason.size()));
+}
+
 struct session;
 
 struct worker {
@@ -214,9 +231,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
 
   void append_head(int status, const header_list& headers) {
     head.clear();
-    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
-    fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\n", status,
-                   std::string_view(reason.data(), reason.size()));
+    append_status_line(head, status);
     for (const auto& [k, v] : headers) {
       head.append(k);
       head.append(": ");
@@ -233,13 +248,20 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (started_) co_return false;
     started_ = true;
     append_head(status, headers);
-    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n\r\n", body.size());
+    head.append("Content-Length: ");
+    char num[24];
+    auto [end, ec] = std::to_chars(num, num + sizeof num, body.size());
+    head.append(num, end).append("\r\n\r\n");
     std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(body.data(), body.size())};
     co_return co_await write_all(bufs);
   }
 
   // Chunked framing of one piece, appended to head.
-  void append_chunk_size(size_t n) { fmt::format_to(std::back_inserter(head), "{:x}\r\n", n); }
+  void append_chunk_size(size_t n) {
+    char num[24];
+    auto [end, ec] = std::to_chars(num, num + sizeof num, n, 16);
+    head.append(num, end).append("\r\n");
+  }
 
   awaitable<bool> begin_stream(int status, const header_list& headers, std::string_view first) override {
     if (started_) co_return false;
@@ -314,6 +336,14 @@ struct session final : responder, std::enable_shared_from_this<session> {
     ++watch_gen;
     beast::error_code ig;
     sock.cancel(ig);  // only the peek is pending here; no syscall
+  }
+
+  void watch_client() override {
+    if (!gone && !watching) start_watch();
+  }
+  bool unwatch_client() override {
+    stop_watch();
+    return !gone;
   }
 
   awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
@@ -491,9 +521,12 @@ struct session final : responder, std::enable_shared_from_this<session> {
       try {
         co_await srv.h.handle(req, *this);
       } catch (const std::exception& e) {
-        log(log_level::error, "http", fmt::format("handler failed: {}", e.what()));
+        stop_watch();
+        // (code that turned throw_if_cancelled back on throws once a departed client cancelled it)
+        if (!gone) log(log_level::error, "http", fmt::format("handler failed: {}", e.what()));
         keep_alive = false;
       }
+      stop_watch();  // a handler that returned while watching
       // (not after the client went away: the session is cancelled then, and awaiting a nested
       // coroutine would throw out of run(), leaving a dangling session in w.sessions)
       if (!started_ && !gone) co_await send_simple_error(500, "server_error", "handler sent no response");
