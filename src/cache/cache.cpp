@@ -460,6 +460,16 @@ void cache::store(const key& k, std::shared_ptr<const entry> e, const ticket* fr
   }
 }
 
+bool cache::bypasses(const api::request& req, const request_headers& h) {
+  // Only cache_any_temperature_models makes lookup/store depend on the upstream model.
+  if (!impl_->cfg.cache_any_temperature_models.empty()) return false;
+  decision d = decide(impl_->cfg, req, {}, h);
+  if (d.lookup || d.store) return false;
+  ++impl_->n_bypass;
+  m().bypass.inc();
+  return true;
+}
+
 awaitable<ticket> cache::begin(const request_info& info) {
   ticket t;
   t.started_ns = now_ns();

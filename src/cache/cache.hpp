@@ -222,6 +222,10 @@ class cache {
   // Decides and looks up. On a miss with coalescing the caller becomes a flight's leader, or a
   // follower (status coalesced) of an identical request already in flight.
   boost::asio::awaitable<ticket> begin(const request_info& info);
+  // The bypass decision alone, before anything is built for begin() (key, resolved model, tenant):
+  // true when begin() would return status bypass whatever the upstream model is, and then the
+  // bypass is counted as begin() would count it; false when begin() has to decide.
+  bool bypasses(const api::request& req, const request_headers& h);
 
   // Serves a streamed request: replays a hit (original boundaries; paced if configured), follows
   // a flight (backlog, then live chunks), or calls upstream and fills. Returns the final usage.

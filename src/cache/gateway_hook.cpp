@@ -62,9 +62,14 @@ class hook final : public gateway::cache_hook {
 
   boost::asio::awaitable<result<api::usage>> stream(gateway::request_context& ctx, providers::chunk_sink& client,
                                                     gateway::stream_fn upstream) override {
+    request_headers hs = headers_of(ctx);
+    if (c_->bypasses(ctx.req, hs)) {  // most requests: nothing to build for the key
+      annotate(ctx, status::bypass, std::nullopt);
+      co_return co_await upstream(ctx, client);
+    }
     std::string resolved = resolve(ctx), tenant = tenant_of(ctx);
-    ticket t = co_await c_->begin(info(ctx, resolved, tenant));
-    annotate(ctx, t);
+    ticket t = co_await c_->begin(info(ctx, resolved, tenant, hs));
+    annotate(ctx, t.st, t.similarity);
     if (t.st == status::bypass) co_return co_await upstream(ctx, client);
     // (gcc 12: no lambda temporaries inside a co_await expression; they get destroyed twice)
     if (!t.shared_call()) {
@@ -81,9 +86,14 @@ class hook final : public gateway::cache_hook {
 
   boost::asio::awaitable<result<api::response>> complete(gateway::request_context& ctx,
                                                          gateway::complete_fn upstream) override {
+    request_headers hs = headers_of(ctx);
+    if (c_->bypasses(ctx.req, hs)) {
+      annotate(ctx, status::bypass, std::nullopt);
+      co_return co_await upstream(ctx);
+    }
     std::string resolved = resolve(ctx), tenant = tenant_of(ctx);
-    ticket t = co_await c_->begin(info(ctx, resolved, tenant));
-    annotate(ctx, t);
+    ticket t = co_await c_->begin(info(ctx, resolved, tenant, hs));
+    annotate(ctx, t.st, t.similarity);
     if (t.st == status::bypass) co_return co_await upstream(ctx);
     if (!t.shared_call()) {
       upstream_complete_fn fn = [&ctx, &upstream]() { return upstream(ctx); };
@@ -115,26 +125,32 @@ class hook final : public gateway::cache_hook {
     return tenant_id(ctx.api_key, th.empty() ? std::string_view{} : ctx.http.header(th));
   }
 
+  static request_headers headers_of(const gateway::request_context& ctx) {
+    request_headers h;
+    h.cache_control = ctx.http.header("cache-control");
+    h.ttl = ctx.http.header("x-fastpath-cache-ttl");
+    h.semantic = ctx.http.header("x-fastpath-semantic-cache");
+    return h;
+  }
+
   static request_info info(const gateway::request_context& ctx, const std::string& resolved,
-                           const std::string& tenant) {
+                           const std::string& tenant, const request_headers& hs) {
     request_info i;
     i.req = &ctx.req;
     i.upstream_model = resolved;
     i.tenant = tenant;
-    i.headers.cache_control = ctx.http.header("cache-control");
-    i.headers.ttl = ctx.http.header("x-fastpath-cache-ttl");
-    i.headers.semantic = ctx.http.header("x-fastpath-semantic-cache");
+    i.headers = hs;
     return i;
   }
 
-  static void annotate(gateway::request_context& ctx, const ticket& t) {
-    ctx.response_headers.emplace_back("x-fastpath-cache", std::string(status_name(t.st)));
-    if (t.similarity) {
+  static void annotate(gateway::request_context& ctx, status st, std::optional<double> similarity) {
+    ctx.response_headers.emplace_back("x-fastpath-cache", std::string(status_name(st)));
+    if (similarity) {
       char buf[32];
-      std::snprintf(buf, sizeof buf, "%.4f", *t.similarity);
+      std::snprintf(buf, sizeof buf, "%.4f", *similarity);
       ctx.response_headers.emplace_back("x-fastpath-cache-similarity", buf);
     }
-    if (t.st == status::hit) ctx.provider = "cache";
+    if (st == status::hit) ctx.provider = "cache";
   }
 
   std::shared_ptr<cache> c_;

@@ -170,6 +170,25 @@ TEST(CachePolicy, RepeatableOnlyAndHeaders) {
   EXPECT_EQ(cc.max_age_s, 12);
 }
 
+// bypasses() answers for begin() without the upstream model, and only when it can.
+TEST(CachePolicy, EarlyBypassAgreesWithDecideAndCounts) {
+  fc::config cfg;
+  auto t0 = parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0})");
+  auto hot = parse(R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+  {
+    fc::cache c(cfg);
+    EXPECT_TRUE(c.bypasses(hot, {}));
+    EXPECT_FALSE(c.bypasses(t0, {}));
+    EXPECT_TRUE(c.bypasses(t0, {"no-cache, no-store", "", ""}));
+    EXPECT_FALSE(c.bypasses(t0, {"no-cache", "", ""}));  // still stores
+    EXPECT_EQ(c.get_stats().bypass, 2u);
+  }
+  cfg.cache_any_temperature_models = {"up-model"};  // the decision now depends on the upstream model
+  fc::cache c(cfg);
+  EXPECT_FALSE(c.bypasses(hot, {}));
+  EXPECT_EQ(c.get_stats().bypass, 0u);
+}
+
 // ---- entries and layers -------------------------------------------------------------------------
 
 namespace {
