@@ -152,6 +152,11 @@ struct worker {
   std::chrono::milliseconds sweep_tick{1000};
   bool sweep_armed = false;
   void arm_sweep();
+  // Starts the client watch of requests that have run for watch_delay (see session::request_watch).
+  std::optional<net::steady_timer> watch_timer;
+  static constexpr std::chrono::milliseconds watch_delay{10};
+  bool watch_armed = false;
+  void arm_watch();
 };
 
 }  // namespace
@@ -267,6 +272,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (started_) co_return false;
     started_ = true;
     streaming = true;
+    if (watch_wanted && !watching && !gone) start_watch();  // a stream is watched from its start
     append_head(status, headers);
     head.append("Transfer-Encoding: chunked\r\n\r\n");
     if (first.empty()) co_return co_await write_all(net::buffer(head));
@@ -299,15 +305,20 @@ struct session final : responder, std::enable_shared_from_this<session> {
   }
 
   // Watching the client while a response is produced, without a second coroutine: one
-  // asynchronous 1-byte MSG_PEEK receive. asio tries it at once (EAGAIN while the client waits)
-  // and then leaves it queued on the reactor, which already polls the socket: no extra syscalls.
-  // It completes with EOF or an error when the client went away, or with one byte when the
-  // client pipelined its next request (the bytes stay in the kernel for the next read). A client
-  // that is gone cancels the handler's pending operation through the session coroutine's
+  // asynchronous 1-byte MSG_PEEK receive, left queued on the reactor (which already polls the
+  // socket). It completes with EOF or an error when the client went away, or with one byte when
+  // the client pipelined its next request (the bytes stay in the kernel for the next read). A
+  // client that is gone cancels the handler's pending operation through the session coroutine's
   // cancellation slot.
+  // The watch starts lazily: at once for a stream (begin_stream), else from the worker's watch
+  // tick once the request has run for watch_delay. asio tries the receive at once (an EAGAIN
+  // syscall) and stopping it posts a completion, so a request answered sooner (nearly all
+  // non-streaming ones through a fast upstream) costs no watch at all.
   net::cancellation_signal cancel_sig;  // bound to this session's coroutine (see accept_loop)
   uint64_t watch_gen = 0;               // tells a stale completion from the current watch
   bool watching = false;
+  bool watch_wanted = false;   // the handler asked for a watch (see request_watch)
+  int64_t watch_since_ns = 0;  // when it asked
   char peek_byte = 0;
 
   void client_went_away() {
@@ -338,25 +349,38 @@ struct session final : responder, std::enable_shared_from_this<session> {
     sock.cancel(ig);  // only the peek is pending here; no syscall
   }
 
-  void watch_client() override {
-    if (!gone && !watching) start_watch();
+  void request_watch() {
+    if (gone || watch_wanted) return;
+    watch_wanted = true;
+    watch_since_ns = now_ns();
+    if (streaming) {
+      start_watch();
+    } else {
+      w.arm_watch();
+    }
   }
-  bool unwatch_client() override {
+  void end_watch() {
+    watch_wanted = false;
     stop_watch();
+  }
+
+  void watch_client() override { request_watch(); }
+  bool unwatch_client() override {
+    end_watch();
     return !gone;
   }
 
   awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
     if (gone) co_return false;
-    start_watch();
+    request_watch();
     try {
       co_await work();
     } catch (const boost::system::system_error& e) {
       // Code that turned throw_if_cancelled back on throws when it awaits after a cancellation.
-      stop_watch();
+      end_watch();
       if (!gone) throw;
     }
-    stop_watch();
+    end_watch();
     if (gone)  // the session goes on (logging, closing): clear the cancellation it received
       co_await net::this_coro::reset_cancellation_state(net::enable_terminal_cancellation());
     co_return !gone;
@@ -521,12 +545,12 @@ struct session final : responder, std::enable_shared_from_this<session> {
       try {
         co_await srv.h.handle(req, *this);
       } catch (const std::exception& e) {
-        stop_watch();
+        end_watch();
         // (code that turned throw_if_cancelled back on throws once a departed client cancelled it)
         if (!gone) log(log_level::error, "http", fmt::format("handler failed: {}", e.what()));
         keep_alive = false;
       }
-      stop_watch();  // a handler that returned while watching
+      end_watch();  // a handler that returned while watching
       // (not after the client went away: the session is cancelled then, and awaiting a nested
       // coroutine would throw out of run(), leaving a dangling session in w.sessions)
       if (!started_ && !gone) co_await send_simple_error(500, "server_error", "handler sent no response");
@@ -537,6 +561,28 @@ struct session final : responder, std::enable_shared_from_this<session> {
     sock.close(ignored);
   }
 };
+
+void worker::arm_watch() {
+  if (watch_armed) return;
+  watch_armed = true;
+  if (!watch_timer) watch_timer.emplace(ioc);
+  watch_timer->expires_after(watch_delay);
+  watch_timer->async_wait([this](beast::error_code ec) {
+    watch_armed = false;
+    if (ec) return;
+    const int64_t due = now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(watch_delay).count();
+    bool pending = false;
+    for (session* s : sessions) {
+      if (!s->watch_wanted || s->watching || s->gone) continue;
+      if (s->watch_since_ns <= due) {
+        s->start_watch();
+      } else {
+        pending = true;
+      }
+    }
+    if (pending) arm_watch();
+  });
+}
 
 void worker::arm_sweep() {
   if (sweep_armed) return;
@@ -574,6 +620,7 @@ void server::impl::stop_worker(worker& w) {
     if (s->idle) s->sock.cancel(ignored);
   if (w.sessions.empty()) {
     if (w.sweep_timer) w.sweep_timer->cancel();
+    if (w.watch_timer) w.watch_timer->cancel();
     return;
   }
   w.grace_timer.emplace(w.ioc);
@@ -613,6 +660,7 @@ awaitable<void> server::impl::accept_loop(worker& w) {
       if (w.stopping && w.sessions.empty()) {
         if (w.grace_timer) w.grace_timer->cancel();
         if (w.sweep_timer) w.sweep_timer->cancel();  // or run() would wait for its next tick
+        if (w.watch_timer) w.watch_timer->cancel();
       }
     }, net::bind_cancellation_slot(s->cancel_sig.slot(), net::detached));
   }
