@@ -282,6 +282,39 @@ TEST_F(Gateway, ClientDisconnectCancelsUpstreamWithin50ms) {
   EXPECT_LT(cancel_ns - closed_ns, 50'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
 }
 
+// A non-streaming request is watched from ~10 ms after it started (so a fast answer costs no
+// watch): a client that hangs up while the upstream is still thinking cancels it soon after.
+TEST_F(Gateway, ClientDisconnectCancelsANonStreamingUpstreamCall) {
+  uint16_t mp = g_env->oai->port();
+  auto before = parse_json(call(mp, "GET", "/mock/stats").body);
+  ASSERT_TRUE(before.is_object());
+  int64_t cancelled0 = before.at("cancelled").to_number<int64_t>();
+  int64_t requests0 = before.at("requests").to_number<int64_t>();
+
+  int fd = dial(port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, make_request("POST", "/v1/chat/completions",
+                                        chat_body("gpt-4o", "go", false, R"("mock":{"ttft_ms":5000})"))));
+  // Hang up once the upstream call is under way (the mock counts it).
+  for (int i = 0; i < 2000; ++i) {
+    auto st = parse_json(call(mp, "GET", "/mock/stats").body);
+    if (st.is_object() && st.at("requests").to_number<int64_t>() > requests0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling bound, not a sync point
+  }
+  int64_t closed_ns = mono_ns();
+  close(fd);
+
+  boost::json::value after;
+  for (int i = 0; i < 2000; ++i) {
+    after = parse_json(call(mp, "GET", "/mock/stats").body);
+    if (after.is_object() && after.at("cancelled").to_number<int64_t>() > cancelled0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling bound, not a sync point
+  }
+  ASSERT_GT(after.at("cancelled").to_number<int64_t>(), cancelled0) << "the upstream call was not cancelled";
+  int64_t cancel_ns = after.at("last_cancel_mono_ns").to_number<int64_t>();
+  EXPECT_LT(cancel_ns - closed_ns, 100'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
+}
+
 // ---- timeouts -------------------------------------------------------------------------------------
 
 TEST_F(Gateway, FirstByteTimeoutIs504) {
