@@ -121,6 +121,8 @@ chunk make_completion_chunk(const chunk_meta& m, std::string_view text, finish_r
 // usage and the presence of tool_calls from one chunk's JSON (the text after "data: "). Keeps the
 // JSON text in chunk::json. An {"error":...} object -> errc::upstream_error with its message.
 result<chunk> parse_openai_chunk(std::string_view data);
+// The same into an existing chunk, reusing its strings' buffers (for batches kept across reads).
+result<void> parse_openai_chunk_into(std::string_view data, chunk& out);
 
 // The usage object of OpenAI JSON ({"prompt_tokens":..,"completion_tokens":..,
 // "prompt_tokens_details":{"cached_tokens":..}}), appended to out.

@@ -270,7 +270,8 @@ namespace {
 // 0's content / finish reason / tool calls, usage, an error object) with the on-demand parser.
 // `why` names what was wrong; an {"error":...} object -> its message in `upstream_message`.
 struct openai_object {
-  chunk c;
+  explicit openai_object(chunk& into) : c(into) {}
+  chunk& c;
   bool has_choices = false;
   bool is_error = false;
   std::string upstream_message = "upstream error";
@@ -332,16 +333,27 @@ error bad_response(std::string_view why) {
 }  // namespace
 
 result<chunk> parse_openai_chunk(std::string_view data) {
-  openai_object o;
+  chunk c;
+  if (auto r = parse_openai_chunk_into(data, c); !r) return r.error();
+  return c;
+}
+
+result<void> parse_openai_chunk_into(std::string_view data, chunk& out) {
+  out.content.clear();
+  out.finish = finish_reason::none;
+  out.usage.reset();
+  out.has_tool_calls = false;
+  openai_object o(out);
   if (auto r = read_openai_object(data, o, bad_chunk); !r) return r.error();
   if (o.is_error) return make_error(errc::upstream_error, std::move(o.upstream_message), 502);
-  o.c.json.assign(data);
-  return std::move(o.c);
+  out.json.assign(data);  // into the buffer it already has
+  return {};
 }
 
 // A complete response, read like a chunk (the text is kept as is).
 result<response> parse_openai_response(std::string_view body) {
-  openai_object o;
+  chunk c;
+  openai_object o(c);
   if (auto r = read_openai_object(body, o, bad_response); !r) return r.error();
   if (o.is_error) return upstream_error_from_body(502, body, wire_format::openai);
   if (!o.has_choices) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);

@@ -95,7 +95,7 @@ class openai_provider final : public provider {
     api::sse_parser parser;
     api::sse_event ev;
     api::usage usage;
-    std::vector<api::chunk> batch;  // every chunk parsed from one read goes to the sink at once
+    detail::chunk_batch batch;  // every chunk parsed from one read goes to the sink at once
     bool done = false, finished = false;
     while (!done) {
       auto piece = co_await resp.read_some();
@@ -109,22 +109,23 @@ class openai_provider final : public provider {
           done = true;
           break;
         }
-        auto c = api::parse_openai_chunk(ev.data);
-        if (!c) {  // what came before the failure still reaches the client, then the error
+        api::chunk& c = batch.add();
+        if (auto pr = api::parse_openai_chunk_into(ev.data, c); !pr) {
+          // What came before the failure still reaches the client, then the error.
+          batch.drop_last();
           if (!batch.empty()) {
             stats.first_byte_sent = true;
-            if (!co_await sink.on_chunks(batch)) co_return make_error(errc::cancelled, "client disconnected");
+            if (!co_await sink.on_chunks(batch.view())) co_return make_error(errc::cancelled, "client disconnected");
           }
-          co_return c.error();
+          co_return pr.error();
         }
-        if (c->usage) usage = *c->usage;
-        if (c->finish != api::finish_reason::none) finished = true;
-        if (stats.upstream_ttft_ns < 0 && (!c->content.empty() || c->has_tool_calls)) stats.upstream_ttft_ns = now_ns() - t0;
-        batch.push_back(std::move(*c));
+        if (c.usage) usage = *c.usage;
+        if (c.finish != api::finish_reason::none) finished = true;
+        if (stats.upstream_ttft_ns < 0 && (!c.content.empty() || c.has_tool_calls)) stats.upstream_ttft_ns = now_ns() - t0;
       }
       if (!batch.empty()) {
         stats.first_byte_sent = true;
-        if (!co_await sink.on_chunks(batch)) co_return make_error(errc::cancelled, "client disconnected");
+        if (!co_await sink.on_chunks(batch.view())) co_return make_error(errc::cancelled, "client disconnected");
       }
     }
     if (done) {

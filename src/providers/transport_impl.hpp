@@ -4,6 +4,8 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <charconv>
+#include <span>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -12,6 +14,43 @@
 #include "providers/provider.hpp"
 
 namespace fp::providers::detail {
+
+// The chunks parsed from one upstream read, handed to the sink at once. Kept per thread between
+// streams (the chunk objects and their strings keep their buffers), so parsing a chunk allocates
+// nothing once a thread has streamed a few responses. Sinks that keep chunks copy them.
+class chunk_batch {
+ public:
+  chunk_batch() {
+    auto& spare = free_list();
+    if (!spare.empty()) {
+      items_ = std::move(spare.back());
+      spare.pop_back();
+    }
+  }
+  ~chunk_batch() {
+    auto& spare = free_list();
+    if (spare.size() < 64 && items_.capacity() > 0) spare.push_back(std::move(items_));
+  }
+  chunk_batch(const chunk_batch&) = delete;
+  chunk_batch& operator=(const chunk_batch&) = delete;
+
+  api::chunk& add() {
+    if (n_ == items_.size()) items_.emplace_back();
+    return items_[n_++];
+  }
+  void drop_last() noexcept { --n_; }
+  void clear() noexcept { n_ = 0; }
+  bool empty() const noexcept { return n_ == 0; }
+  std::span<const api::chunk> view() const noexcept { return {items_.data(), n_}; }
+
+ private:
+  static std::vector<std::vector<api::chunk>>& free_list() {
+    thread_local std::vector<std::vector<api::chunk>> spare;
+    return spare;
+  }
+  std::vector<api::chunk> items_;
+  size_t n_ = 0;
+};
 
 inline http::client_timeouts timeouts_of(const call_options& o) {
   http::client_timeouts t;
