@@ -58,6 +58,14 @@ void bm_parse_openai_request(benchmark::State& s) {
 }
 BENCHMARK(bm_parse_openai_request);
 
+// The body `fastpath bench` sends (what bench/gateway/cpu_per_request.sh proxies).
+void bm_parse_openai_request_loadgen(benchmark::State& s) {
+  std::string body = R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_request(body));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * body.size()));
+}
+BENCHMARK(bm_parse_openai_request_loadgen);
+
 void bm_anthropic_event(benchmark::State& s) {
   anthropic_stream_translator t("claude", false);
   std::vector<chunk> out;

@@ -20,6 +20,7 @@ inline void append_int(std::string& out, int64_t v) {
 }
 
 inline std::string_view sv(const boost::json::string& s) noexcept { return {s.data(), s.size()}; }
+inline std::string_view sv_key(boost::json::string_view k) noexcept { return {k.data(), k.size()}; }
 
 // The JSON type name OpenAI uses in its "expected X, but got Y" messages.
 std::string_view json_kind_name(const boost::json::value& v) noexcept;
@@ -46,7 +47,9 @@ inline int64_t member_int(const boost::json::object& o, std::string_view k, int6
 }
 
 // Parses JSON with a message that names the offset and line:col on failure.
-result<boost::json::value> parse_json(std::string_view text, std::string_view what);
+// The value is allocated from `sp` (default: the default resource).
+result<boost::json::value> parse_json(std::string_view text, std::string_view what,
+                                      boost::json::storage_ptr sp = {});
 
 // "line L, column C" for a byte offset.
 std::string describe_position(std::string_view text, size_t offset);

@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstddef>
+#include <memory>
 
 #include "api/api.hpp"
 #include "api/json_util.hpp"
@@ -57,15 +59,22 @@ std::string describe_position(std::string_view text, size_t offset) {
   return fmt::format("line {}, column {}", line, col);
 }
 
-result<boost::json::value> parse_json(std::string_view text, std::string_view what) {
+result<boost::json::value> parse_json(std::string_view text, std::string_view what, boost::json::storage_ptr sp) {
   // One parser per thread, reset per call: its scratch storage is reused instead of allocated
-  // and freed for every request (the parsed value is allocated as usual and owned by the caller).
+  // and freed for every request (the parsed value is allocated from `sp` and owned by the caller).
   thread_local boost::json::stream_parser p({}, [] {
     boost::json::parse_options opt;
     opt.max_depth = 128;
     return opt;
   }());
-  p.reset();
+  p.reset(std::move(sp));
+  struct drop_on_error {  // a failed parse keeps neither a partial tree nor `sp` until the next call
+    boost::json::stream_parser& p;
+    bool armed = true;
+    ~drop_on_error() {
+      if (armed) p.reset();
+    }
+  } guard{p};
   boost::system::error_code ec;
   size_t n = p.write_some(text.data(), text.size(), ec);
   if (!ec && n < text.size()) {
@@ -88,6 +97,7 @@ result<boost::json::value> parse_json(std::string_view text, std::string_view wh
                       fmt::format("{} is not valid JSON: {} at byte {} ({})", what, ec.message(), at,
                                   describe_position(text, at)));
   }
+  guard.armed = false;
   return p.release();
 }
 
@@ -118,22 +128,22 @@ result<void> check_messages(const boost::json::value& v) {
   if (arr.empty()) return value_error("messages", "must contain at least one message.");
   for (size_t i = 0; i < arr.size(); ++i) {
     const auto& m = arr[i];
-    std::string f = fmt::format("messages[{}]", i);
-    if (!m.is_object()) return type_error(f, "an object", m);
+    auto f = [i] { return fmt::format("messages[{}]", i); };  // only an error message needs it
+    if (!m.is_object()) return type_error(f(), "an object", m);
     const auto& o = m.get_object();
     auto* role = o.if_contains("role");
-    if (!role) return make_error(errc::invalid_request, fmt::format("Missing required parameter: '{}.role'.", f));
-    if (!role->is_string()) return type_error(f + ".role", "a string", *role);
+    if (!role) return make_error(errc::invalid_request, fmt::format("Missing required parameter: '{}.role'.", f()));
+    if (!role->is_string()) return type_error(f() + ".role", "a string", *role);
     if (!is_role(detail::sv(role->get_string()))) {
-      return value_error(f + ".role", fmt::format("'{}' is not one of 'system', 'developer', 'user', "
-                                                  "'assistant', 'tool', 'function'.",
-                                                  detail::sv(role->get_string())));
+      return value_error(f() + ".role", fmt::format("'{}' is not one of 'system', 'developer', 'user', "
+                                                    "'assistant', 'tool', 'function'.",
+                                                    detail::sv(role->get_string())));
     }
     if (auto* c = o.if_contains("content"); c && !c->is_string() && !c->is_array() && !c->is_null()) {
-      return type_error(f + ".content", "a string or an array", *c);
+      return type_error(f() + ".content", "a string or an array", *c);
     }
     if (auto* tc = o.if_contains("tool_calls"); tc && !tc->is_array() && !tc->is_null()) {
-      return type_error(f + ".tool_calls", "an array", *tc);
+      return type_error(f() + ".tool_calls", "an array", *tc);
     }
   }
   return {};
@@ -163,8 +173,60 @@ finish_reason finish_reason_from_name(std::string_view s) noexcept {
   return finish_reason::none;
 }
 
+namespace {
+
+// The memory of one request's JSON tree: a monotonic arena whose first block sits in the same
+// allocation as the arena itself, so a typical body's tree costs one malloc and one free instead
+// of one per string, array and object. Shared (reference-counted) by every copy of the body, which
+// keeps its storage (Boost.JSON copies use the source's resource); freed with the last one.
+class request_arena final : public boost::json::memory_resource {
+ public:
+  static constexpr size_t inline_bytes = 864;  // the whole arena stays a small (tcache) block
+
+ private:
+  void* do_allocate(size_t n, size_t align) override { return mono_.allocate(n, align); }
+  void do_deallocate(void*, size_t, size_t) override {}  // all at once, with the arena
+  bool do_is_equal(const memory_resource& other) const noexcept override { return this == &other; }
+
+  alignas(std::max_align_t) unsigned char first_[inline_bytes];
+  boost::json::monotonic_resource mono_{first_, inline_bytes};
+};
+
+// The top-level fields the parser reads, found in one pass over the body's members (instead of one
+// lookup, a scan of every member, per field).
+struct known_fields {
+  const boost::json::value *model = nullptr, *messages = nullptr, *prompt = nullptr, *stream = nullptr,
+                           *stream_options = nullptr, *max_tokens = nullptr, *max_completion_tokens = nullptr,
+                           *temperature = nullptr, *top_p = nullptr, *seed = nullptr, *n = nullptr,
+                           *stop = nullptr, *tools = nullptr, *tool_choice = nullptr,
+                           *response_format = nullptr, *logprobs = nullptr;
+
+  explicit known_fields(const boost::json::object& o) noexcept {
+    for (const auto& kv : o) {
+      std::string_view k = detail::sv_key(kv.key());
+      const boost::json::value* v = &kv.value();
+      auto is = [k](std::string_view name) { return k == name; };
+      switch (k.size()) {
+        case 1: if (is("n")) n = v; break;
+        case 4: if (is("seed")) seed = v; else if (is("stop")) stop = v; break;
+        case 5: if (is("model")) model = v; else if (is("top_p")) top_p = v; else if (is("tools")) tools = v; break;
+        case 6: if (is("stream")) stream = v; else if (is("prompt")) prompt = v; break;
+        case 8: if (is("messages")) messages = v; else if (is("logprobs")) logprobs = v; break;
+        case 10: if (is("max_tokens")) max_tokens = v; break;
+        case 11: if (is("temperature")) temperature = v; else if (is("tool_choice")) tool_choice = v; break;
+        case 14: if (is("stream_options")) stream_options = v; break;
+        case 15: if (is("response_format")) response_format = v; break;
+        case 21: if (is("max_completion_tokens")) max_completion_tokens = v; break;
+        default: break;
+      }
+    }
+  }
+};
+
+}  // namespace
+
 result<request> parse_openai_request(std::string_view body, endpoint kind) {
-  auto parsed = detail::parse_json(body, "The request body");
+  auto parsed = detail::parse_json(body, "The request body", boost::json::make_shared_resource<request_arena>());
   if (!parsed) return parsed.error();
   if (!parsed->is_object()) {
     return make_error(errc::invalid_request,
@@ -172,65 +234,68 @@ result<request> parse_openai_request(std::string_view body, endpoint kind) {
   }
   request r;
   r.kind = kind;
-  r.body = std::move(parsed->get_object());
-  const auto& o = r.body;
+  // Move-constructed in place (move-assigning would copy the tree out of the arena into the
+  // default resource: the two resources differ).
+  std::destroy_at(&r.body);
+  std::construct_at(&r.body, std::move(parsed->get_object()));
+  const known_fields o(r.body);
 
-  auto* model = o.if_contains("model");
+  auto* model = o.model;
   if (!model) return make_error(errc::invalid_request, "Missing required parameter: 'model'.");
   if (!model->is_string()) return type_error("model", "a string", *model);
   r.model = std::string(detail::sv(model->get_string()));
   if (r.model.empty()) return value_error("model", "must not be empty.");
 
   if (kind == endpoint::chat_completions) {
-    auto* msgs = o.if_contains("messages");
+    auto* msgs = o.messages;
     if (!msgs) return make_error(errc::invalid_request, "Missing required parameter: 'messages'.");
     if (auto c = check_messages(*msgs); !c) return c.error();
-  } else if (auto* p = o.if_contains("prompt"); p && !p->is_null()) {
+  } else if (auto* p = o.prompt; p && !p->is_null()) {
     if (auto c = check_prompt(*p); !c) return c.error();
   }
 
-  if (auto* v = o.if_contains("stream"); v && !v->is_null()) {
+  if (auto* v = o.stream; v && !v->is_null()) {
     if (!v->is_bool()) return type_error("stream", "a boolean", *v);
     r.stream = v->get_bool();
   }
-  if (auto* v = o.if_contains("stream_options"); v && !v->is_null()) {
+  if (auto* v = o.stream_options; v && !v->is_null()) {
     if (!v->is_object()) return type_error("stream_options", "an object", *v);
     if (auto* iu = v->get_object().if_contains("include_usage"); iu && !iu->is_null()) {
       if (!iu->is_bool()) return type_error("stream_options.include_usage", "a boolean", *iu);
       r.include_usage = iu->get_bool();
     }
   }
-  for (std::string_view f : {"max_tokens", "max_completion_tokens"}) {
-    auto* v = o.if_contains(f);
+  for (auto [f, v] : {std::pair<std::string_view, const boost::json::value*>{"max_tokens", o.max_tokens},
+                       {"max_completion_tokens", o.max_completion_tokens}}) {
     if (!v || v->is_null()) continue;
     auto i = detail::as_integer(*v);
     if (!i) return type_error(f, "an integer", *v);
     if (*i < 1) return value_error(f, fmt::format("{} is less than the minimum of 1.", *i));
     if (f == "max_completion_tokens" || !r.max_tokens) r.max_tokens = *i;
   }
-  if (auto* v = o.if_contains("temperature"); v && !v->is_null()) {
+  if (auto* v = o.temperature; v && !v->is_null()) {
     auto d = detail::as_number(*v);
     if (!d) return type_error("temperature", "a decimal", *v);
     if (*d < 0 || *d > 2) return value_error("temperature", "must be between 0 and 2.");
     r.temperature = *d;
   }
-  if (auto* v = o.if_contains("top_p"); v && !v->is_null()) {
+  if (auto* v = o.top_p; v && !v->is_null()) {
     auto d = detail::as_number(*v);
     if (!d) return type_error("top_p", "a decimal", *v);
     if (*d < 0 || *d > 1) return value_error("top_p", "must be between 0 and 1.");
   }
-  if (auto* v = o.if_contains("seed"); v && !v->is_null()) {
+  if (auto* v = o.seed; v && !v->is_null()) {
     auto i = detail::as_integer(*v);
     if (!i) return type_error("seed", "an integer", *v);
     r.seed = *i;
   }
-  if (auto* v = o.if_contains("n"); v && !v->is_null()) {
+  if (auto* v = o.n; v && !v->is_null()) {
     auto i = detail::as_integer(*v);
     if (!i) return type_error("n", "an integer", *v);
     if (*i < 1 || *i > 128) return value_error("n", "must be between 1 and 128.");
     r.n = *i;
   }
-  if (auto* v = o.if_contains("stop"); v && !v->is_null()) {
+  if (auto* v = o.stop; v && !v->is_null()) {
     if (v->is_array()) {
       for (const auto& s : v->get_array()) {
         if (!s.is_string()) return type_error("stop", "a string or an array of strings", s);
@@ -239,19 +304,19 @@ result<request> parse_openai_request(std::string_view body, endpoint kind) {
       return type_error("stop", "a string or an array of strings", *v);
     }
   }
-  if (auto* v = o.if_contains("tools"); v && !v->is_null()) {
+  if (auto* v = o.tools; v && !v->is_null()) {
     if (!v->is_array()) return type_error("tools", "an array", *v);
     for (const auto& t : v->get_array()) {
       if (!t.is_object()) return type_error("tools[]", "an object", t);
     }
   }
-  if (auto* v = o.if_contains("tool_choice"); v && !v->is_null() && !v->is_string() && !v->is_object()) {
+  if (auto* v = o.tool_choice; v && !v->is_null() && !v->is_string() && !v->is_object()) {
     return type_error("tool_choice", "a string or an object", *v);
   }
-  if (auto* v = o.if_contains("response_format"); v && !v->is_null() && !v->is_object()) {
+  if (auto* v = o.response_format; v && !v->is_null() && !v->is_object()) {
     return type_error("response_format", "an object", *v);
   }
-  if (auto* v = o.if_contains("logprobs"); v && !v->is_null() && !v->is_bool() && kind == endpoint::chat_completions) {
+  if (auto* v = o.logprobs; v && !v->is_null() && !v->is_bool() && kind == endpoint::chat_completions) {
     return type_error("logprobs", "a boolean", *v);
   }
   return r;

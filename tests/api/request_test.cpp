@@ -114,3 +114,43 @@ TEST(append_json_string, escapes) {
   append_json_string(out, std::string_view("a\"b\\c\x01\td\xc3\xa9", 10));
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\u0001\\td\xc3\xa9\"");
 }
+
+// The body's tree lives in a per-request arena shared by its copies: a copy outlives the
+// original, both can be changed independently, and a large body (beyond the arena's first block)
+// parses whole.
+TEST(parse_openai_request, body_copies_outlive_and_diverge_from_the_original) {
+  std::string big(10000, 'x');
+  auto r = parse_openai_request(R"({"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":")" +
+                                big + R"("}],"metadata":{"a":[1,2,3]}})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  request copy = *r;
+  {
+    request moved = std::move(*r);
+    moved.body["model"] = "changed";
+    moved.body["extra"] = boost::json::array{1, 2};
+    EXPECT_EQ(moved.body.at("model").as_string(), "changed");
+  }
+  r = fp::make_error(fp::errc::internal, "dropped");  // the original is gone
+  copy.body["model"] = "copy";
+  EXPECT_EQ(copy.body.at("model").as_string(), "copy");
+  EXPECT_FALSE(copy.body.contains("extra"));
+  const auto& msgs = copy.body.at("messages").as_array();
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1].as_object().at("content").as_string().size(), big.size());
+  EXPECT_EQ(copy.body.at("metadata").as_object().at("a").as_array().size(), 3u);
+  boost::json::object assigned;
+  assigned = copy.body;  // copy-assignment into a default-storage object
+  copy = request{};
+  EXPECT_EQ(assigned.at("model").as_string(), "copy");
+}
+
+TEST(parse_openai_request, errors_after_a_successful_parse_do_not_disturb_it) {
+  auto ok = parse_openai_request(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(ok.has_value());
+  auto bad = parse_openai_request(R"({"model":"m","messages":[{"role":"user","content":"hi"}],)");
+  ASSERT_FALSE(bad.has_value());
+  auto again = parse_openai_request(R"({"model":"n","messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(ok->body.at("model").as_string(), "m");
+  EXPECT_EQ(again->body.at("model").as_string(), "n");
+}
