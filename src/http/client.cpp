@@ -560,6 +560,12 @@ awaitable<boost::system::error_code> write_request(connection& c, std::array<net
 }  // namespace
 
 awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_request req, client_timeouts t) {
+  std::vector<header_view> hv(req.headers.begin(), req.headers.end());
+  client_request_view v{req.method, req.target, hv, req.body};
+  co_return co_await send(v, t);
+}
+
+awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_request_view& req, client_timeouts t) {
   auto up = impl_;
   const int64_t start = steady_ns();
   const int64_t total_deadline = start + static_cast<int64_t>(t.total.count()) * 1000000;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,8 @@
 namespace fp::http {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
+// A header as views (the caller keeps the bytes alive for the call it passes them to).
+using header_view = std::pair<std::string_view, std::string_view>;
 
 // Case-insensitive header lookup; "" when absent.
 std::string_view find_header(const header_list& h, std::string_view name) noexcept;
@@ -73,12 +76,18 @@ class responder {
  public:
   virtual ~responder() = default;
   // A complete response with Content-Length.
-  virtual boost::asio::awaitable<bool> respond(int status, const header_list& headers,
+  virtual boost::asio::awaitable<bool> respond(int status, std::span<const header_view> headers,
                                                std::string_view body) = 0;
+  boost::asio::awaitable<bool> respond(int status, const header_list& headers, std::string_view body) {
+    return respond(status, std::span<const header_view>(views_of(headers)), body);
+  }
   // Sends the head of a streamed (chunked) response, with `first` (e.g. the first SSE events) as
   // its first piece in the same write when not empty. Headers should include Content-Type.
-  virtual boost::asio::awaitable<bool> begin_stream(int status, const header_list& headers,
+  virtual boost::asio::awaitable<bool> begin_stream(int status, std::span<const header_view> headers,
                                                     std::string_view first = {}) = 0;
+  boost::asio::awaitable<bool> begin_stream(int status, const header_list& headers, std::string_view first = {}) {
+    return begin_stream(status, std::span<const header_view>(views_of(headers)), first);
+  }
   // Sends one piece (e.g. one SSE event) and flushes it to the socket before returning.
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
   // Ends the stream, with `last` as its final piece in the same write when not empty.
@@ -97,6 +106,14 @@ class responder {
   // cancels whatever the handler awaits at that moment (awaits report operation_aborted).
   virtual void watch_client() = 0;
   virtual bool unwatch_client() = 0;
+
+ private:
+  // The owning-list overloads' views (asio awaitables start when awaited, after they return).
+  std::vector<header_view> view_storage_;
+  const std::vector<header_view>& views_of(const header_list& h) {
+    view_storage_.assign(h.begin(), h.end());
+    return view_storage_;
+  }
 };
 
 class handler {
@@ -153,6 +170,14 @@ struct client_request {
   std::string body;
 };
 
+// The same as views, for callers that keep the bytes alive until send() completes (no copy).
+struct client_request_view {
+  std::string_view method = "POST";
+  std::string_view target;
+  std::span<const header_view> headers;
+  std::string_view body;
+};
+
 class upstream;
 
 // An exchange in flight: the status and headers are known, the body is read piece by piece.
@@ -194,6 +219,9 @@ class upstream {
   // dead is replaced once, transparently. Errors: upstream_unreachable (DNS/connect/TLS),
   // upstream_timeout, cancelled.
   boost::asio::awaitable<result<std::unique_ptr<client_response>>> send(client_request req,
+                                                                        client_timeouts t);
+  // `req`'s views must stay valid until this completes.
+  boost::asio::awaitable<result<std::unique_ptr<client_response>>> send(const client_request_view& req,
                                                                         client_timeouts t);
 
   struct impl;

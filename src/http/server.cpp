@@ -177,6 +177,8 @@ struct server::impl {
 namespace {
 
 struct session final : responder, std::enable_shared_from_this<session> {
+  using responder::begin_stream;
+  using responder::respond;
   server::impl& srv;
   worker& w;
   tcp::socket sock;  // deadlines come from the worker's sweep, not from a per-stream timer
@@ -234,7 +236,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     co_return true;
   }
 
-  void append_head(int status, const header_list& headers) {
+  void append_head(int status, std::span<const header_view> headers) {
     head.clear();
     append_status_line(head, status);
     for (const auto& [k, v] : headers) {
@@ -249,7 +251,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     }
   }
 
-  awaitable<bool> respond(int status, const header_list& headers, std::string_view body) override {
+  awaitable<bool> respond(int status, std::span<const header_view> headers, std::string_view body) override {
     if (started_) co_return false;
     started_ = true;
     append_head(status, headers);
@@ -268,7 +270,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     head.append(num, end).append("\r\n");
   }
 
-  awaitable<bool> begin_stream(int status, const header_list& headers, std::string_view first) override {
+  awaitable<bool> begin_stream(int status, std::span<const header_view> headers, std::string_view first) override {
     if (started_) co_return false;
     started_ = true;
     streaming = true;
