@@ -185,6 +185,7 @@ std::string make_completion_response_json(const chunk_meta& m, std::string_view 
                                           finish_reason f, const usage& u);
 // Parses a complete OpenAI response (chat.completion or text_completion) into api::response.
 result<response> parse_openai_response(std::string_view body);
+result<response> parse_owned_openai_response(std::string&& body);  // the same, keeping the buffer as json
 
 // ---- Anthropic Messages API ---------------------------------------------------------------------
 

@@ -351,14 +351,16 @@ result<void> parse_openai_chunk_into(std::string_view data, chunk& out) {
 }
 
 // A complete response, read like a chunk (the text is kept as is).
-result<response> parse_openai_response(std::string_view body) {
+result<response> parse_openai_response(std::string_view body) { return parse_owned_openai_response(std::string(body)); }
+
+result<response> parse_owned_openai_response(std::string&& body) {
   chunk c;
   openai_object o(c);
   if (auto r = read_openai_object(body, o, bad_response); !r) return r.error();
   if (o.is_error) return upstream_error_from_body(502, body, wire_format::openai);
   if (!o.has_choices) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);
   response r;
-  r.json.assign(body);
+  r.json = std::move(body);
   r.content = std::move(o.c.content);
   r.finish = o.c.finish;
   r.usage = o.c.usage;

@@ -5,6 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <optional>
+#include <vector>
+
 #include "providers/providers.hpp"
 #include "providers/transport_impl.hpp"
 
@@ -19,49 +23,62 @@ class openai_provider final : public provider {
   openai_provider(const deployment_spec& s, http::url_parts where)
       : spec_(s), up_(std::move(where), http::upstream_options{s.max_connections, s.max_connections, std::chrono::seconds(60), s.verify_tls}) {
     if (!spec_.api_key.empty()) auth_ = "Bearer " + spec_.api_key;
+    target_chat_ = up_.where().base_path + "/chat/completions";
+    target_completions_ = up_.where().base_path + "/completions";
+    for (int streamed = 0; streamed < 2; ++streamed) {  // views of the members above (never moved)
+      auto& hv = headers_[streamed];
+      hv.emplace_back("Content-Type", "application/json");
+      if (streamed) hv.emplace_back("Accept", "text/event-stream");
+      if (!auth_.empty()) hv.emplace_back("Authorization", auth_);
+      for (const auto& h : spec_.headers) hv.emplace_back(h.first, h.second);
+    }
   }
+  openai_provider(const openai_provider&) = delete;
+  openai_provider& operator=(const openai_provider&) = delete;
   std::string_view name() const noexcept override { return spec_.name; }
   std::string_view kind() const noexcept override { return "openai"; }
 
-  // The client's bytes, forwarded as they came when nothing needs to change (the common case):
-  // the same model, and for a stream only stream_options.include_usage to add (spliced in). Empty
-  // when the body must be rebuilt.
-  std::string passthrough(const api::request& req, const call_options& opts, bool stream) const {
-    if (req.raw_body.empty()) return {};
-    if (!opts.upstream_model.empty() && opts.upstream_model != req.model) return {};
+  // The body to send: the client's bytes as they came when nothing needs to change (the common
+  // case: the same model, "stream" as wanted), with stream_options.include_usage spliced in for a
+  // stream that lacks it, else rebuilt. Views into req or into `scratch`.
+  std::string_view body_for(const api::request& req, const call_options& opts, bool stream, std::string& scratch) const {
+    if (auto v = passthrough(req, opts, stream, scratch)) return *v;
+    scratch = rebuild(req, opts, stream);
+    return scratch;
+  }
+
+  std::optional<std::string_view> passthrough(const api::request& req, const call_options& opts, bool stream,
+                                              std::string& scratch) const {
+    if (req.raw_body.empty()) return std::nullopt;
+    if (!opts.upstream_model.empty() && opts.upstream_model != req.model) return std::nullopt;
     const auto* so = req.body.if_contains("stream_options");
     const auto* st = req.body.if_contains("stream");
     if (!stream) {
       // An explicit "stream":false says the same as no field (clients and SDKs send it on every
       // call); stream_options, or a null stream, still go through the rebuild that drops them.
-      if (so || (st && *st != false)) return {};
-      return req.raw_body;
+      if (so || (st && *st != false)) return std::nullopt;
+      return std::string_view(req.raw_body);
     }
-    if (!st || *st != true) return {};
+    if (!st || *st != true) return std::nullopt;
     if (!spec_.request_usage || (so && so->is_object() && so->as_object().if_contains("include_usage") &&
                                  so->as_object().at("include_usage") == true))
-      return req.raw_body;
-    if (so) return {};
+      return std::string_view(req.raw_body);
+    if (so) return std::nullopt;
     auto brace = req.raw_body.find('{');
-    if (brace == std::string::npos) return {};
+    if (brace == std::string::npos) return std::nullopt;
     static constexpr std::string_view usage_opt = "\"stream_options\":{\"include_usage\":true},";
-    std::string out;
-    out.reserve(req.raw_body.size() + usage_opt.size());
-    out.append(req.raw_body, 0, brace + 1).append(usage_opt).append(req.raw_body, brace + 1);
-    return out;
+    scratch.clear();
+    scratch.reserve(req.raw_body.size() + usage_opt.size());
+    scratch.append(req.raw_body, 0, brace + 1).append(usage_opt).append(req.raw_body, brace + 1);
+    return std::string_view(scratch);
   }
 
-  http::client_request build(const api::request& req, const call_options& opts, bool stream) const {
-    http::client_request r;
-    r.body = passthrough(req, opts, stream);
-    if (r.body.empty()) r.body = rebuild(req, opts, stream);
-    r.target = up_.where().base_path +
-               (req.kind == api::endpoint::completions ? "/completions" : "/chat/completions");
-    r.headers.reserve(4 + spec_.headers.size());
-    r.headers.emplace_back("Content-Type", "application/json");
-    if (stream) r.headers.emplace_back("Accept", "text/event-stream");
-    if (!auth_.empty()) r.headers.emplace_back("Authorization", auth_);
-    for (const auto& h : spec_.headers) r.headers.push_back(h);
+  // What send() takes: views of this provider's targets and headers and of `body`.
+  http::client_request_view request_for(const api::request& req, bool stream, std::string_view body) const {
+    http::client_request_view r;
+    r.target = req.kind == api::endpoint::completions ? target_completions_ : target_chat_;
+    r.headers = headers_[stream ? 1 : 0];
+    r.body = body;
     return r;
   }
 
@@ -85,7 +102,8 @@ class openai_provider final : public provider {
   awaitable<result<api::usage>> stream(const api::request& req, const call_options& opts,
                                        chunk_sink& sink, call_stats& stats) override {
     int64_t t0 = now_ns();
-    auto sent = co_await up_.send(build(req, opts, true), detail::timeouts_of(opts));
+    std::string scratch;
+    auto sent = co_await up_.send(request_for(req, true, body_for(req, opts, true, scratch)), detail::timeouts_of(opts));
     if (!sent) co_return sent.error();
     auto& resp = **sent;
     stats.upstream_ttfb_ns = resp.ttfb_ns();
@@ -144,7 +162,8 @@ class openai_provider final : public provider {
   awaitable<result<api::response>> complete(const api::request& req, const call_options& opts,
                                             call_stats& stats) override {
     int64_t t0 = now_ns();
-    auto sent = co_await up_.send(build(req, opts, false), detail::timeouts_of(opts));
+    std::string scratch;
+    auto sent = co_await up_.send(request_for(req, false, body_for(req, opts, false, scratch)), detail::timeouts_of(opts));
     if (!sent) co_return sent.error();
     auto& resp = **sent;
     stats.upstream_ttfb_ns = resp.ttfb_ns();
@@ -152,7 +171,7 @@ class openai_provider final : public provider {
     if (resp.status() != 200) co_return co_await detail::read_upstream_error(resp, api::wire_format::openai, stats);
     auto body = co_await resp.read_all();
     if (!body) co_return body.error();
-    auto r = api::parse_openai_response(*body);
+    auto r = api::parse_owned_openai_response(std::move(*body));
     if (!r) co_return make_error(errc::upstream_error, fmt::format("upstream sent an invalid response: {}", r.error().message), 502);
     stats.upstream_total_ns = now_ns() - t0;
     stats.upstream_ttft_ns = stats.upstream_total_ns;
@@ -163,6 +182,8 @@ class openai_provider final : public provider {
   deployment_spec spec_;
   http::upstream up_;
   std::string auth_;
+  std::string target_chat_, target_completions_;
+  std::array<std::vector<http::header_view>, 2> headers_;  // [streamed]
 };
 
 }  // namespace
