@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <cstring>
@@ -159,6 +160,33 @@ char* put_str(char* p, std::string_view s) {
 
 }  // namespace
 
+// ---- response heads -------------------------------------------------------------------------------
+
+namespace {
+// A response's headers as views, on the stack unless stages added many: the fixed ones first,
+// then what the stages put in ctx.response_headers. Lives until the respond()/begin_stream() it
+// is passed to has been awaited.
+class header_views {
+ public:
+  header_views(const http::header_list& extra, std::initializer_list<http::header_view> fixed) {
+    const size_t total = fixed.size() + extra.size();
+    http::header_view* out = total <= inline_.size() ? inline_.data() : (spill_.resize(total), spill_.data());
+    for (const auto& f : fixed) out[n_++] = f;
+    for (const auto& kv : extra) out[n_++] = {kv.first, kv.second};
+    data_ = out;
+  }
+  header_views(const header_views&) = delete;
+  header_views& operator=(const header_views&) = delete;
+  std::span<const http::header_view> view() const noexcept { return {data_, n_}; }
+
+ private:
+  std::array<http::header_view, 12> inline_;
+  std::vector<http::header_view> spill_;
+  http::header_view* data_ = nullptr;
+  size_t n_ = 0;
+};
+}  // namespace
+
 // ---- the client-facing SSE sink -----------------------------------------------------------------
 
 namespace {
@@ -173,14 +201,10 @@ class sse_sink final : public providers::chunk_sink {
       if (first.empty()) co_return !res_.client_gone();
       co_return co_await res_.write_chunk(first);
     }
-    http::header_list h;
-    h.reserve(6 + ctx_.response_headers.size());
-    h.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
-    h.emplace_back("Cache-Control", "no-cache");
-    h.emplace_back("X-Accel-Buffering", "no");
-    h.emplace_back("x-request-id", ctx_.request_id);
-    for (const auto& kv : ctx_.response_headers) h.push_back(kv);
-    co_return co_await res_.begin_stream(200, h, first);
+    header_views h(ctx_.response_headers,
+                   {{"Content-Type", "text/event-stream; charset=utf-8"}, {"Cache-Control", "no-cache"},
+                    {"X-Accel-Buffering", "no"}, {"x-request-id", ctx_.request_id}});
+    co_return co_await res_.begin_stream(200, h.view(), first);
   }
 
   awaitable<bool> on_chunk(const api::chunk& c) override { co_return co_await on_chunks(std::span(&c, 1)); }
@@ -494,13 +518,10 @@ awaitable<void> pipeline::handle_complete(request_context& ctx, http::responder&
   p = put_ms3(p, ctx.stats.upstream_total_ns >= 0 ? ctx.stats.upstream_total_ns : 0);
   p = put_str(p, ", total;dur=");
   p = put_ms3(p, t - t0.received_ns);
-  http::header_list hdr;
-  hdr.reserve(4 + ctx.response_headers.size());
-  hdr.emplace_back("Content-Type", "application/json");
-  hdr.emplace_back("x-request-id", ctx.request_id);
-  hdr.emplace_back("Server-Timing", std::string(timing, p));
-  for (const auto& kv : ctx.response_headers) hdr.push_back(kv);
-  co_await res.respond(200, hdr, r->json);
+  header_views hdr(ctx.response_headers, {{"Content-Type", "application/json"},
+                                          {"x-request-id", ctx.request_id},
+                                          {"Server-Timing", std::string_view(timing, static_cast<size_t>(p - timing))}});
+  co_await res.respond(200, hdr.view(), r->json);
   finish_log(&ctx, h, 200, false, 1, nullptr, r->usage ? &*r->usage : nullptr);
 }
 
