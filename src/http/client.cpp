@@ -193,13 +193,6 @@ std::chrono::milliseconds until(steady::time_point deadline) {
 
 std::chrono::milliseconds min_ms(std::chrono::milliseconds a, std::chrono::milliseconds b) { return a < b ? a : b; }
 
-// One read of whatever the socket has into c's buffer (room made by the caller).
-awaitable<std::tuple<boost::system::error_code, size_t>> read_more(connection& c) {
-  auto b = net::buffer(c.buf.get() + c.end, c.cap - c.end);
-  if (c.tls) co_return co_await c.tls->async_read_some(b, use_tuple);
-  co_return co_await c.plain->async_read_some(b, use_tuple);
-}
-
 }  // namespace
 
 struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
@@ -416,28 +409,35 @@ struct client_response::impl {
     return std::string_view{};
   }
 
+  // read_some without I/O: what is buffered, the end of the body, or nullopt when it needs a read.
+  std::optional<result<std::string_view>> try_read_some() {
+    if (finished) return std::string_view{};
+    if (!body_complete) {
+      auto v = take_buffered();
+      if (!v) {
+        done(false);
+        return v.error();
+      }
+      if (!v->empty()) return *v;
+    }
+    if (body_complete) {
+      done(true);
+      return std::string_view{};
+    }
+    return std::nullopt;
+  }
+
   awaitable<result<std::string_view>> read_some() {
     for (int spins = 0; spins < 1 << 20; ++spins) {
-      if (finished) co_return std::string_view{};
-      if (!body_complete) {
-        auto v = take_buffered();
-        if (!v) {
-          done(false);
-          co_return v.error();
-        }
-        if (!v->empty()) co_return *v;
-      }
-      if (body_complete) {
-        done(true);
-        co_return std::string_view{};
-      }
+      if (auto r = try_read_some()) co_return std::move(*r);
       auto& c = *conn;
       c.make_room(c.cap);
       const int64_t now = steady_ns();
       const int64_t gap_at = now + static_cast<int64_t>(t.chunk_gap.count()) * 1000000;
       const bool total_bound = total_deadline_ns <= gap_at;
       c.set_deadline(std::min(gap_at, total_deadline_ns));
-      auto [ec, n] = co_await read_more(c);
+      auto b = net::buffer(c.buf.get() + c.end, c.cap - c.end);
+      auto [ec, n] = c.tls ? co_await c.tls->async_read_some(b, use_tuple) : co_await c.plain->async_read_some(b, use_tuple);
       c.clear_deadline();
       if (ec == net::error::eof && head.body == wire::body_kind::until_close) {
         body_complete = true;
@@ -491,7 +491,8 @@ awaitable<result<std::string_view>> client_response::read_some() { return impl_-
 awaitable<result<std::string>> client_response::read_all(size_t limit) {
   std::string out;
   for (;;) {
-    auto r = co_await impl_->read_some();
+    auto t = impl_->try_read_some();  // a body already in the buffer needs no coroutine
+    auto r = t ? std::move(*t) : co_await impl_->read_some();
     if (!r) co_return r.error();
     if (r->empty()) co_return out;
     if (out.size() + r->size() > limit)
@@ -528,24 +529,25 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-// Writes all of `bufs` (a span of const_buffer): one direct non-blocking write first (nearly
-// always the socket buffer takes the whole request: one sendmsg, no reactor round trip), the rest
-// asynchronously under the connection's deadline.
-awaitable<boost::system::error_code> write_request(connection& c, std::array<net::const_buffer, 2> msg) {
+// Writes the request: one direct non-blocking write first (nearly always the socket buffer takes
+// the whole request: one sendmsg, no reactor round trip, no coroutine frame), then what is left
+// asynchronously under the connection's deadline (write_rest; always for TLS).
+// Returns true when done; `ec` is set on a failure, `done` is what was written.
+bool write_now(connection& c, const std::array<net::const_buffer, 2>& msg, size_t& done,
+               boost::system::error_code& ec) {
+  done = 0;
+  if (c.tls) return false;
   const size_t total = msg[0].size() + msg[1].size();
-  size_t done = 0;
-  if (!c.tls) {
-    boost::system::error_code ec;
-    done = c.plain->write_some(msg, ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) {
-      done = 0;
-    } else if (ec) {
-      co_return ec;
-    }
-    if (done == total) co_return boost::system::error_code{};
+  done = c.plain->write_some(msg, ec);
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    ec = {};
+    done = 0;
+    return false;
   }
-  // What is left (rare for plain sockets; always for TLS).
-  std::array<net::const_buffer, 2> rest = msg;
+  return ec || done == total;
+}
+
+awaitable<boost::system::error_code> write_rest(connection& c, std::array<net::const_buffer, 2> rest, size_t done) {
   if (done >= rest[0].size()) {
     rest[1] += done - rest[0].size();
     rest[0] = net::const_buffer();
@@ -641,7 +643,10 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
       return make_error(errc::upstream_unreachable, fmt::format("upstream connection failed: {}", ec.message()));
     };
     build_head(c->out);
-    auto wec = co_await write_request(*c, {net::buffer(c->out), net::buffer(req.body)});
+    const std::array<net::const_buffer, 2> msg{net::buffer(c->out), net::buffer(req.body)};
+    boost::system::error_code wec;
+    size_t written = 0;
+    if (!write_now(*c, msg, written, wec)) wec = co_await write_rest(*c, msg, written);
     const int64_t sent = steady_ns();
     if (wec) {
       bool to = c->timed_out;
@@ -679,7 +684,8 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
         bad_what = "response head too large";
         break;
       }
-      auto [ec, n] = co_await read_more(cc);
+      auto b = net::buffer(cc.buf.get() + cc.end, cc.cap - cc.end);
+      auto [ec, n] = cc.tls ? co_await cc.tls->async_read_some(b, use_tuple) : co_await cc.plain->async_read_some(b, use_tuple);
       if (ec || n == 0) {
         rec = ec ? ec : net::error::eof;
         break;

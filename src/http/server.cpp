@@ -210,22 +210,28 @@ struct session final : responder, std::enable_shared_from_this<session> {
   bool started() const noexcept override { return started_; }
 
   // Writes everything. A write the socket buffer takes at once (nearly all of them) is one
-  // non-blocking sendmsg with no timer and no trip through the reactor; the rest is written
-  // asynchronously under the write timeout.
+  // non-blocking sendmsg with no timer, no trip through the reactor and no coroutine frame
+  // (write_now); only what is left is written asynchronously under the write timeout (write_rest).
+  // Returns true when nothing is left to do (all written, or the client is gone).
   template <class Buffers>
-  awaitable<bool> write_all(const Buffers& bufs) {
-    if (gone) co_return false;
+  bool write_now(const Buffers& bufs, size_t& written) {
+    written = 0;
+    if (gone) return true;
     beast::error_code ec;
     size_t total = net::buffer_size(bufs);
     size_t n = sock.write_some(bufs, ec);  // the socket is non-blocking (see run)
-    if (!ec && n == total) co_return true;
+    if (!ec && n == total) return true;
     if (ec && ec != net::error::would_block && ec != net::error::try_again) {
       gone = true;
-      co_return false;
+      return true;
     }
-    if (ec) n = 0;
+    written = ec ? 0 : n;
+    return false;
+  }
+  template <class Buffers>
+  awaitable<bool> write_rest(const Buffers& bufs, size_t written) {
     beast::buffers_suffix<Buffers> rest(bufs);
-    rest.consume(n);
+    rest.consume(written);
     set_deadline(srv.opts.write_timeout);
     auto [wec, wn] = co_await net::async_write(sock, rest, use_tuple);
     clear_deadline();
@@ -234,6 +240,12 @@ struct session final : responder, std::enable_shared_from_this<session> {
       co_return false;
     }
     co_return true;
+  }
+  template <class Buffers>
+  awaitable<bool> write_all(const Buffers& bufs) {
+    size_t n = 0;
+    if (write_now(bufs, n)) co_return !gone;
+    co_return co_await write_rest(bufs, n);
   }
 
   void append_head(int status, std::span<const header_view> headers) {
@@ -260,7 +272,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
     auto [end, ec] = std::to_chars(num, num + sizeof num, body.size());
     head.append(num, end).append("\r\n\r\n");
     std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(body.data(), body.size())};
-    co_return co_await write_all(bufs);
+    size_t n = 0;
+    if (write_now(bufs, n)) co_return !gone;
+    co_return co_await write_rest(bufs, n);
   }
 
   // Chunked framing of one piece, appended to head.
@@ -281,7 +295,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
     append_chunk_size(first.size());
     std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(first.data(), first.size()),
                                           net::buffer("\r\n", 2)};
-    co_return co_await write_all(bufs);
+    size_t n = 0;
+    if (write_now(bufs, n)) co_return !gone;
+    co_return co_await write_rest(bufs, n);
   }
 
   awaitable<bool> write_chunk(std::string_view data) override {
@@ -291,7 +307,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
     append_chunk_size(data.size());
     std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(data.data(), data.size()),
                                           net::buffer("\r\n", 2)};
-    co_return co_await write_all(bufs);
+    size_t n = 0;
+    if (write_now(bufs, n)) co_return !gone;
+    co_return co_await write_rest(bufs, n);
   }
 
   awaitable<bool> end_stream(bool keep, std::string_view last) override {
@@ -303,7 +321,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
     append_chunk_size(last.size());
     std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(last.data(), last.size()),
                                           net::buffer("\r\n0\r\n\r\n", 7)};
-    co_return co_await write_all(bufs);
+    size_t n = 0;
+    if (write_now(bufs, n)) co_return !gone;
+    co_return co_await write_rest(bufs, n);
   }
 
   // Watching the client while a response is produced, without a second coroutine: one
@@ -418,12 +438,32 @@ struct session final : responder, std::enable_shared_from_this<session> {
     return true;
   }
 
+  // One read into the buffer's free space (grown up to `limit`). The read of each new request in
+  // run() is written out there instead (one coroutine frame fewer per request).
   awaitable<boost::system::error_code> read_more(size_t limit) {
     if (!make_room(limit)) co_return boost::system::error_code(net::error::no_buffer_space);
     auto [ec, n] = co_await sock.async_read_some(net::buffer(rbuf.get() + rend, rcap - rend), use_tuple);
+    co_return read_done(ec, n);
+  }
+  boost::system::error_code read_done(boost::system::error_code ec, size_t n) {
     if (!ec && n == 0) ec = net::error::eof;
     if (!ec) rend += n;
-    co_return ec;
+    return ec;
+  }
+
+  // The body when all of it is already buffered (the common case): no coroutine needed.
+  bool body_from_buffer() {
+    if (head_.body == wire::body_kind::none) {
+      req_.body.clear();
+      return true;
+    }
+    if (head_.body != wire::body_kind::length || head_.content_length > srv.opts.max_body_bytes ||
+        head_.content_length > buffered())
+      return false;
+    const size_t want = static_cast<size_t>(head_.content_length);
+    req_.body.assign(rbuf.get() + rbegin, want);
+    rbegin += want;
+    return true;
   }
 
   // Reads the body of `head_` into req_.body. Errors: status to answer with (0: just close).
@@ -495,7 +535,9 @@ struct session final : responder, std::enable_shared_from_this<session> {
       idle = true;
       if (buffered() == 0) {
         set_deadline(o.idle_timeout);
-        if (co_await read_more(std::max<size_t>(head_limit, 8192))) break;
+        if (!make_room(std::max<size_t>(head_limit, 8192))) break;
+        auto [ec, n] = co_await sock.async_read_some(net::buffer(rbuf.get() + rend, rcap - rend), use_tuple);
+        if (read_done(ec, n)) break;
       }
       idle = false;
       set_deadline(o.read_timeout);
@@ -535,9 +577,11 @@ struct session final : responder, std::enable_shared_from_this<session> {
       req.headers.clear();
       for (const auto& f : head_.fields) req.headers.emplace_back(re(f.name), re(f.value));
       rbegin += head_.size;
-      if (auto be = co_await read_body()) {
-        if (be->status != 0) co_await send_simple_error(be->status, "invalid_request_error", be->message);
-        break;
+      if (!body_from_buffer()) {
+        if (auto be = co_await read_body()) {
+          if (be->status != 0) co_await send_simple_error(be->status, "invalid_request_error", be->message);
+          break;
+        }
       }
       clear_deadline();
       req.received_ns = now_ns();
