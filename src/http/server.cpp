@@ -141,7 +141,9 @@ void append_status_line(std::string& out, int status) {
 struct session;
 
 struct worker {
-  net::io_context ioc{1};
+  // One thread runs it and only that thread touches its sockets (others only post to it), so the
+  // reactor needs no per-socket locking; the scheduler keeps its lock for those posts.
+  net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::optional<tcp::acceptor> acceptor;
   std::unordered_set<session*> sessions;  // touched only on this worker's thread
   std::optional<net::steady_timer> grace_timer;
