@@ -2,6 +2,7 @@
 // default cache and router seams, latency accounting (Prometheus histograms + access log).
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <fmt/format.h>
 
@@ -444,17 +445,26 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
 awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& res) {
   sse_sink sink(ctx, res, nullptr);
   result<api::usage> r = make_error(errc::internal, "not run");
-  bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
+  // While the answer is produced, a client that goes away cancels what is awaited (its awaits
+  // then report operation_aborted; code that throws instead is caught here).
+  res.watch_client();
+  try {
     if (!cache_) {
       r = co_await router_->stream(ctx, ctx.deployments, sink);
-      co_return;
+    } else {
+      // Captures only `this` (fits std::function's inline storage); the deployments travel with
+      // the context the cache runs it with.
+      r = co_await cache_->stream(ctx, sink, [this](request_context& c, providers::chunk_sink& s) {
+        return router_->stream(c, c.deployments, s);
+      });
     }
-    // Captures only `this` (fits std::function's inline storage); the deployments travel with
-    // the context the cache runs it with.
-    r = co_await cache_->stream(ctx, sink, [this](request_context& c, providers::chunk_sink& s) {
-      return router_->stream(c, c.deployments, s);
-    });
-  });
+  } catch (const boost::system::system_error&) {
+    if (!res.client_gone()) {
+      res.unwatch_client();
+      throw;
+    }
+  }
+  bool finished = res.unwatch_client();
   const auto& h = ctx.http;
   if (!finished || res.client_gone()) {
     auto e = make_error(errc::cancelled, "client disconnected");
@@ -487,13 +497,20 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& r
 
 awaitable<void> pipeline::handle_complete(request_context& ctx, http::responder& res) {
   result<api::response> r = make_error(errc::internal, "not run");
-  bool finished = co_await res.run_watching_client([&]() -> awaitable<void> {
+  res.watch_client();  // as in handle_stream
+  try {
     if (!cache_) {
       r = co_await router_->complete(ctx, ctx.deployments);
-      co_return;
+    } else {
+      r = co_await cache_->complete(ctx, [this](request_context& c) { return router_->complete(c, c.deployments); });
     }
-    r = co_await cache_->complete(ctx, [this](request_context& c) { return router_->complete(c, c.deployments); });
-  });
+  } catch (const boost::system::system_error&) {
+    if (!res.client_gone()) {
+      res.unwatch_client();
+      throw;
+    }
+  }
+  bool finished = res.unwatch_client();
   const auto& h = ctx.http;
   if (!finished || res.client_gone()) {
     auto e = make_error(errc::cancelled, "client disconnected");
