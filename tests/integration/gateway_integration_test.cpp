@@ -282,7 +282,7 @@ TEST_F(Gateway, ClientDisconnectCancelsUpstreamWithin50ms) {
   EXPECT_LT(cancel_ns - closed_ns, 50'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
 }
 
-// A non-streaming request is watched from ~10 ms after it started (so a fast answer costs no
+// A non-streaming request is watched from 50 ms after it started (so a fast answer costs no
 // watch): a client that hangs up while the upstream is still thinking cancels it soon after.
 TEST_F(Gateway, ClientDisconnectCancelsANonStreamingUpstreamCall) {
   uint16_t mp = g_env->oai->port();
@@ -312,7 +312,7 @@ TEST_F(Gateway, ClientDisconnectCancelsANonStreamingUpstreamCall) {
   }
   ASSERT_GT(after.at("cancelled").to_number<int64_t>(), cancelled0) << "the upstream call was not cancelled";
   int64_t cancel_ns = after.at("last_cancel_mono_ns").to_number<int64_t>();
-  EXPECT_LT(cancel_ns - closed_ns, 100'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
+  EXPECT_LT(cancel_ns - closed_ns, 250'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
 }
 
 // ---- timeouts -------------------------------------------------------------------------------------
