@@ -60,6 +60,12 @@ class hook final : public gateway::cache_hook {
  public:
   hook(std::shared_ptr<cache> c, deployments_fn d) : c_(std::move(c)), deployments_(std::move(d)) {}
 
+  bool bypass(gateway::request_context& ctx) override {
+    if (!c_->bypasses(ctx.req, headers_of(ctx))) return false;
+    annotate(ctx, status::bypass, std::nullopt);
+    return true;
+  }
+
   boost::asio::awaitable<result<api::usage>> stream(gateway::request_context& ctx, providers::chunk_sink& client,
                                                     gateway::stream_fn upstream) override {
     request_headers hs = headers_of(ctx);

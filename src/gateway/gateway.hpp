@@ -131,6 +131,10 @@ class request_stage {
 class cache_hook {
  public:
   virtual ~cache_hook() = default;
+  // True when the cache has nothing to do with this request (decided without building a key; the
+  // hook records it, e.g. an x-fastpath-cache: bypass header): the pipeline then calls the router
+  // itself, without the hook's coroutine.
+  virtual bool bypass(request_context& ctx) { return false; }
   virtual boost::asio::awaitable<result<api::usage>> stream(request_context& ctx, providers::chunk_sink& client,
                                                             stream_fn upstream);
   virtual boost::asio::awaitable<result<api::response>> complete(request_context& ctx, complete_fn upstream);

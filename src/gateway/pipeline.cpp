@@ -449,7 +449,7 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& r
   // then report operation_aborted; code that throws instead is caught here).
   res.watch_client();
   try {
-    if (!cache_) {
+    if (!cache_ || cache_->bypass(ctx)) {
       r = co_await router_->stream(ctx, ctx.deployments, sink);
     } else {
       // Captures only `this` (fits std::function's inline storage); the deployments travel with
@@ -499,7 +499,7 @@ awaitable<void> pipeline::handle_complete(request_context& ctx, http::responder&
   result<api::response> r = make_error(errc::internal, "not run");
   res.watch_client();  // as in handle_stream
   try {
-    if (!cache_) {
+    if (!cache_ || cache_->bypass(ctx)) {
       r = co_await router_->complete(ctx, ctx.deployments);
     } else {
       r = co_await cache_->complete(ctx, [this](request_context& c) { return router_->complete(c, c.deployments); });
