@@ -202,9 +202,7 @@ class sse_sink final : public providers::chunk_sink {
       if (first.empty()) co_return !res_.client_gone();
       co_return co_await res_.write_chunk(first);
     }
-    header_views h(ctx_.response_headers,
-                   {{"Content-Type", "text/event-stream; charset=utf-8"}, {"Cache-Control", "no-cache"},
-                    {"X-Accel-Buffering", "no"}, {"x-request-id", ctx_.request_id}});
+    header_views h = stream_head();
     co_return co_await res_.begin_stream(200, h.view(), first);
   }
 
@@ -212,10 +210,50 @@ class sse_sink final : public providers::chunk_sink {
 
   // Every chunk that exists now goes out in one write (one syscall, one wake-up of the client).
   awaitable<bool> on_chunks(std::span<const api::chunk> cs) override {
+    bool content = false;
+    size_t n = frame(cs, content);
+    if (n == 0) co_return !res_.client_gone();
+    if (!co_await start(buf_)) co_return false;
+    sent(n, content);
+    co_return true;
+  }
+
+  // The upstream's last chunks: they, [DONE] and the end of the response in one write (with the
+  // head too when nothing was sent yet), instead of a second write and client wake-up for [DONE].
+  awaitable<bool> on_final_chunks(std::span<const api::chunk> cs) override {
+    bool content = false;
+    size_t n = frame(cs, content);
+    buf_.append(api::sse_done);
+    bool ok;
+    if (res_.started()) {
+      ok = co_await res_.end_stream(true, buf_);
+    } else {
+      header_views h = stream_head();
+      ok = co_await res_.respond_stream(200, h.view(), buf_);
+    }
+    ended_ = true;
+    if (!ok) co_return false;
+    sent(n, content);
+    co_return true;
+  }
+
+  // Whether on_final_chunks ended the response ([DONE] included).
+  bool ended() const noexcept { return ended_; }
+  int64_t chunks() const noexcept { return chunks_; }
+
+ private:
+  // The stream's response headers (built in place in the caller: views into this object).
+  header_views stream_head() const {
+    return header_views(ctx_.response_headers,
+                        {{"Content-Type", "text/event-stream; charset=utf-8"}, {"Cache-Control", "no-cache"},
+                         {"X-Accel-Buffering", "no"}, {"x-request-id", ctx_.request_id}});
+  }
+
+  // The events of `cs` the client gets, framed into buf_; returns how many.
+  size_t frame(std::span<const api::chunk> cs, bool& content) {
     if (!m_ && !ctx_.provider.empty()) m_ = &metrics_for(ctx_.req.model, ctx_.provider);
     buf_.clear();
     size_t n = 0;
-    bool content = false;
     for (const auto& c : cs) {
       // The gateway always asks upstreams for usage; a client that did not ask does not get it.
       bool usage_only = c.usage && c.content.empty() && c.finish == api::finish_reason::none && !c.has_tool_calls;
@@ -224,29 +262,28 @@ class sse_sink final : public providers::chunk_sink {
       ++n;
       content = content || !c.content.empty() || c.has_tool_calls;
     }
-    if (n == 0) co_return !res_.client_gone();
-    if (!co_await start(buf_)) co_return false;
-    chunks_ += static_cast<int64_t>(n);
-    if (content) {
-      int64_t t = now_ns();
-      if (ctx_.t.first_chunk_ns < 0) {
-        ctx_.t.first_chunk_ns = t;
-      } else if (m_) {
-        m_->inter_token->observe(secs(t - ctx_.t.last_chunk_ns));
-      }
-      ctx_.t.last_chunk_ns = t;
-    }
-    co_return true;
+    return n;
   }
 
-  int64_t chunks() const noexcept { return chunks_; }
+  // Accounting after n events went out.
+  void sent(size_t n, bool content) {
+    chunks_ += static_cast<int64_t>(n);
+    if (!content) return;
+    int64_t t = now_ns();
+    if (ctx_.t.first_chunk_ns < 0) {
+      ctx_.t.first_chunk_ns = t;
+    } else if (m_) {
+      m_->inter_token->observe(secs(t - ctx_.t.last_chunk_ns));
+    }
+    ctx_.t.last_chunk_ns = t;
+  }
 
- private:
   request_context& ctx_;
   http::responder& res_;
   model_metrics* m_;
   std::string buf_;
   int64_t chunks_ = 0;
+  bool ended_ = false;
 };
 
 }  // namespace
@@ -469,6 +506,15 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& r
   if (!finished || res.client_gone()) {
     auto e = make_error(errc::cancelled, "client disconnected");
     finish_log(&ctx, h, 499, true, sink.chunks(), &e, nullptr);
+    co_return;
+  }
+  if (sink.ended()) {  // the last chunks, [DONE] and the end of the response went out together
+    if (r) {
+      finish_log(&ctx, h, 200, true, sink.chunks(), nullptr, &*r);
+    } else {
+      const error e = r.error();
+      finish_log(&ctx, h, 200, true, sink.chunks(), &e, nullptr);
+    }
     co_return;
   }
   if (!r) {

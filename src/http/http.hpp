@@ -88,6 +88,10 @@ class responder {
   boost::asio::awaitable<bool> begin_stream(int status, const header_list& headers, std::string_view first = {}) {
     return begin_stream(status, std::span<const header_view>(views_of(headers)), first);
   }
+  // A whole streamed (chunked) response in one write: head, `body` as its one piece, terminator
+  // (for a stream whose answer exists all at once). keep_alive as for end_stream.
+  virtual boost::asio::awaitable<bool> respond_stream(int status, std::span<const header_view> headers,
+                                                      std::string_view body, bool keep_alive = true) = 0;
   // Sends one piece (e.g. one SSE event) and flushes it to the socket before returning.
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
   // Ends the stream, with `last` as its final piece in the same write when not empty.

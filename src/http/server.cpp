@@ -305,6 +305,21 @@ struct session final : responder, std::enable_shared_from_this<session> {
     co_return co_await write_rest(bufs, n);
   }
 
+  awaitable<bool> respond_stream(int status, std::span<const header_view> headers, std::string_view body,
+                                 bool keep) override {
+    if (started_) co_return false;
+    started_ = true;
+    if (!keep) keep_alive = false;
+    append_head(status, headers);
+    head.append("Transfer-Encoding: chunked\r\n\r\n");
+    if (!body.empty()) append_chunk_size(body.size());
+    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(body.data(), body.size()),
+                                          body.empty() ? net::buffer("0\r\n\r\n", 5) : net::buffer("\r\n0\r\n\r\n", 7)};
+    size_t n = 0;
+    if (write_now(bufs, n)) co_return !gone;
+    co_return co_await write_rest(bufs, n);
+  }
+
   awaitable<bool> write_chunk(std::string_view data) override {
     if (!streaming) co_return false;
     if (data.empty()) co_return !gone;  // an empty chunk would end the stream

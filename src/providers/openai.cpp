@@ -143,7 +143,10 @@ class openai_provider final : public provider {
       }
       if (!batch.empty()) {
         stats.first_byte_sent = true;
-        if (!co_await sink.on_chunks(batch.view())) co_return make_error(errc::cancelled, "client disconnected");
+        // With [DONE] in the same read, these end the stream: the client may get them, [DONE]
+        // and the end of the response in one write.
+        bool ok = done ? co_await sink.on_final_chunks(batch.view()) : co_await sink.on_chunks(batch.view());
+        if (!ok) co_return make_error(errc::cancelled, "client disconnected");
       }
     }
     if (done) {

@@ -28,6 +28,10 @@ class chunk_sink {
   // the client) instead of one per chunk; nothing waits for more to arrive. The default hands
   // them to on_chunk one by one, so a sink that does not override this stays correct.
   virtual boost::asio::awaitable<bool> on_chunks(std::span<const api::chunk> cs);
+  // The last chunks of a stream that the upstream has already ended successfully (its end marker
+  // arrived with them): a sink that writes to a socket may end its stream in the same write. The
+  // provider reports success afterwards. The default treats them as ordinary chunks.
+  virtual boost::asio::awaitable<bool> on_final_chunks(std::span<const api::chunk> cs) { return on_chunks(cs); }
 };
 
 struct call_options {
