@@ -43,6 +43,8 @@ TEST(ParseBaseUrl, Forms) {
   EXPECT_FALSE(parse_base_url("http://h:12ab"));
 }
 
+std::vector<header_view> views_of(const header_list& h) { return {h.begin(), h.end()}; }
+
 // A handler that serves a few test routes.
 class test_handler final : public handler {
  public:
@@ -61,6 +63,9 @@ class test_handler final : public handler {
         co_await t.async_wait(net::as_tuple(net::use_awaitable));
       }
       co_await res.end_stream();
+    } else if (req.path() == "/whole") {  // a stream that exists all at once: one write
+      header_list h{{"Content-Type", "text/event-stream"}};
+      co_await res.respond_stream(200, views_of(h), req.body);
     } else if (req.path() == "/slow") {  // never answers in time
       net::steady_timer t(co_await net::this_coro::executor, std::chrono::seconds(3));
       co_await res.run_watching_client([&]() -> awaitable<void> { co_await t.async_wait(net::as_tuple(net::use_awaitable)); });
@@ -132,6 +137,29 @@ TEST_F(fixture, KeepAliveReusesOneConnection) {
   EXPECT_EQ(bodies, (std::vector<std::string>{"hello 0", "hello 1", "hello 2"}));
   EXPECT_EQ(h.requests.load(), 3);
   EXPECT_EQ(srv->active_connections(), 1u);  // one pooled keep-alive connection served all three
+}
+
+// respond_stream: head, the one piece and the chunked terminator; the connection stays usable.
+TEST_F(fixture, WholeStreamInOneResponseKeepsTheConnection) {
+  start();
+  auto up = make_upstream();
+  auto bodies = run_client([&]() -> awaitable<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (std::string body : {"data: a\n\ndata: [DONE]\n\n", ""}) {
+      client_request r;
+      r.target = "/whole";
+      r.body = body;
+      auto resp = co_await up.send(r, {});
+      if (!resp) co_return out;
+      EXPECT_EQ((*resp)->status(), 200);
+      EXPECT_EQ((*resp)->header("transfer-encoding"), "chunked");
+      auto b = co_await (*resp)->read_all();
+      out.push_back(b ? *b : "ERR");
+    }
+    co_return out;
+  });
+  EXPECT_EQ(bodies, (std::vector<std::string>{"data: a\n\ndata: [DONE]\n\n", ""}));
+  EXPECT_EQ(srv->active_connections(), 1u);
 }
 
 TEST_F(fixture, StalePooledConnectionIsReplacedTransparently) {
