@@ -65,6 +65,17 @@ class sse_parser {
   // Bytes buffered but not yet part of a complete event.
   size_t pending_bytes() const noexcept { return buf_.size() - pos_; }
   bool failed() const noexcept { return failed_; }
+  // Back to the start of a new stream, keeping the buffers' memory.
+  void reset() noexcept {
+    buf_.clear();
+    pos_ = 0;
+    failed_ = false;
+    bom_checked_ = false;
+    pending_cr_ = false;
+    cur_.event.clear();
+    cur_.data.clear();
+    cur_has_data_ = false;
+  }
 
  private:
   std::string buf_;

@@ -194,7 +194,22 @@ namespace {
 
 class sse_sink final : public providers::chunk_sink {
  public:
-  sse_sink(request_context& ctx, http::responder& res, model_metrics* m) : ctx_(ctx), res_(res), m_(m) {}
+  sse_sink(request_context& ctx, http::responder& res, model_metrics* m) : ctx_(ctx), res_(res), m_(m) {
+    auto& spare = spare_buffers();  // a buffer from an earlier stream on this thread: no growth
+    if (!spare.empty()) {
+      buf_ = std::move(spare.back());
+      spare.pop_back();
+    }
+  }
+  ~sse_sink() override {
+    auto& spare = spare_buffers();
+    if (spare.size() < 64 && buf_.capacity() <= (1u << 20)) {
+      buf_.clear();
+      spare.push_back(std::move(buf_));
+    }
+  }
+  sse_sink(const sse_sink&) = delete;
+  sse_sink& operator=(const sse_sink&) = delete;
 
   // Sends the response head (with `first`, the first events, in the same write).
   awaitable<bool> start(std::string_view first = {}) {
@@ -249,10 +264,18 @@ class sse_sink final : public providers::chunk_sink {
                          {"X-Accel-Buffering", "no"}, {"x-request-id", ctx_.request_id}});
   }
 
+  static std::vector<std::string>& spare_buffers() {
+    thread_local std::vector<std::string> spare;
+    return spare;
+  }
+
   // The events of `cs` the client gets, framed into buf_; returns how many.
   size_t frame(std::span<const api::chunk> cs, bool& content) {
     if (!m_ && !ctx_.provider.empty()) m_ = &metrics_for(ctx_.req.model, ctx_.provider);
     buf_.clear();
+    size_t need = api::sse_done.size();  // one allocation at most, not one per doubling
+    for (const auto& c : cs) need += c.json.size() + 8;
+    buf_.reserve(need);
     size_t n = 0;
     for (const auto& c : cs) {
       // The gateway always asks upstreams for usage; a client that did not ask does not get it.

@@ -110,8 +110,9 @@ class openai_provider final : public provider {
     stats.status = resp.status();
     if (resp.status() != 200) co_return co_await detail::read_upstream_error(resp, api::wire_format::openai, stats);
 
-    api::sse_parser parser;
-    api::sse_event ev;
+    detail::pooled_sse sse;  // parser and event buffers reused across streams
+    api::sse_parser& parser = sse.parser();
+    api::sse_event& ev = sse.event();
     api::usage usage;
     detail::chunk_batch batch;  // every chunk parsed from one read goes to the sink at once
     bool done = false, finished = false;

@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <charconv>
+#include <memory>
 #include <span>
 #include <vector>
 #include <string>
@@ -50,6 +51,43 @@ class chunk_batch {
   }
   std::vector<api::chunk> items_;
   size_t n_ = 0;
+};
+
+// An SSE parser and its event, kept per thread between streams (their buffers keep their
+// memory): a stream's parsing allocates nothing once a thread has streamed a few responses.
+class pooled_sse {
+ public:
+  pooled_sse() {
+    auto& spare = free_list();
+    if (spare.empty()) {
+      s_ = std::make_unique<state>();
+    } else {
+      s_ = std::move(spare.back());
+      spare.pop_back();
+      s_->parser.reset();
+      s_->ev.event.clear();
+      s_->ev.data.clear();
+    }
+  }
+  ~pooled_sse() {
+    auto& spare = free_list();
+    if (spare.size() < 64) spare.push_back(std::move(s_));
+  }
+  pooled_sse(const pooled_sse&) = delete;
+  pooled_sse& operator=(const pooled_sse&) = delete;
+  api::sse_parser& parser() noexcept { return s_->parser; }
+  api::sse_event& event() noexcept { return s_->ev; }
+
+ private:
+  struct state {
+    api::sse_parser parser;
+    api::sse_event ev;
+  };
+  static std::vector<std::unique_ptr<state>>& free_list() {
+    thread_local std::vector<std::unique_ptr<state>> spare;
+    return spare;
+  }
+  std::unique_ptr<state> s_;
 };
 
 inline http::client_timeouts timeouts_of(const call_options& o) {
