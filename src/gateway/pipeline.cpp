@@ -497,9 +497,52 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
 
   if (ctx.req.stream) {
     co_await handle_stream(ctx, res);
-  } else {
-    co_await handle_complete(ctx, res);
+    co_return;
   }
+  // Non-streaming, in this frame (a separate coroutine cost a 1.4 KB frame allocation).
+  result<api::response> r = make_error(errc::internal, "not run");
+  res.watch_client();  // as in handle_stream
+  try {
+    if (!cache_ || cache_->bypass(ctx)) {
+      r = co_await router_->complete(ctx, ctx.deployments);
+    } else {
+      r = co_await cache_->complete(ctx, [this](request_context& c) { return router_->complete(c, c.deployments); });
+    }
+  } catch (const boost::system::system_error&) {
+    if (!res.client_gone()) {
+      res.unwatch_client();
+      throw;
+    }
+  }
+  bool finished = res.unwatch_client();
+  if (!finished || res.client_gone()) {
+    auto e = make_error(errc::cancelled, "client disconnected");
+    finish_log(&ctx, req, 499, false, 0, &e, nullptr);
+    co_return;
+  }
+  if (!r) {
+    auto e = r.error();
+    co_await respond_error(res, e, &ctx.response_headers);
+    finish_log(&ctx, req, e.status(), false, 0, &e, nullptr);
+    co_return;
+  }
+  int64_t t = now_ns();
+  ctx.t.first_chunk_ns = t;
+  auto& t0 = ctx.t;
+  char timing[192];  // the names + 4 x (sign, 20 digits, ".ddd")
+  char* p = put_str(timing, "gateway;dur=");
+  p = put_ms3(p, t0.upstream_start_ns >= 0 ? t0.upstream_start_ns - t0.received_ns : 0);
+  p = put_str(p, ", upstream_ttfb;dur=");
+  p = put_ms3(p, ctx.stats.upstream_ttfb_ns >= 0 ? ctx.stats.upstream_ttfb_ns : 0);
+  p = put_str(p, ", upstream;dur=");
+  p = put_ms3(p, ctx.stats.upstream_total_ns >= 0 ? ctx.stats.upstream_total_ns : 0);
+  p = put_str(p, ", total;dur=");
+  p = put_ms3(p, t - t0.received_ns);
+  header_views hdr(ctx.response_headers, {{"Content-Type", "application/json"},
+                                          {"x-request-id", ctx.request_id},
+                                          {"Server-Timing", std::string_view(timing, static_cast<size_t>(p - timing))}});
+  co_await res.respond(200, hdr.view(), r->json);
+  finish_log(&ctx, req, 200, false, 1, nullptr, r->usage ? &*r->usage : nullptr);
 }
 
 awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& res) {
@@ -564,51 +607,5 @@ awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& r
   finish_log(&ctx, h, 200, true, sink.chunks(), nullptr, &*r);
 }
 
-awaitable<void> pipeline::handle_complete(request_context& ctx, http::responder& res) {
-  result<api::response> r = make_error(errc::internal, "not run");
-  res.watch_client();  // as in handle_stream
-  try {
-    if (!cache_ || cache_->bypass(ctx)) {
-      r = co_await router_->complete(ctx, ctx.deployments);
-    } else {
-      r = co_await cache_->complete(ctx, [this](request_context& c) { return router_->complete(c, c.deployments); });
-    }
-  } catch (const boost::system::system_error&) {
-    if (!res.client_gone()) {
-      res.unwatch_client();
-      throw;
-    }
-  }
-  bool finished = res.unwatch_client();
-  const auto& h = ctx.http;
-  if (!finished || res.client_gone()) {
-    auto e = make_error(errc::cancelled, "client disconnected");
-    finish_log(&ctx, h, 499, false, 0, &e, nullptr);
-    co_return;
-  }
-  if (!r) {
-    auto e = r.error();
-    co_await respond_error(res, e, &ctx.response_headers);
-    finish_log(&ctx, h, e.status(), false, 0, &e, nullptr);
-    co_return;
-  }
-  int64_t t = now_ns();
-  ctx.t.first_chunk_ns = t;
-  auto& t0 = ctx.t;
-  char timing[192];  // the names + 4 x (sign, 20 digits, ".ddd")
-  char* p = put_str(timing, "gateway;dur=");
-  p = put_ms3(p, t0.upstream_start_ns >= 0 ? t0.upstream_start_ns - t0.received_ns : 0);
-  p = put_str(p, ", upstream_ttfb;dur=");
-  p = put_ms3(p, ctx.stats.upstream_ttfb_ns >= 0 ? ctx.stats.upstream_ttfb_ns : 0);
-  p = put_str(p, ", upstream;dur=");
-  p = put_ms3(p, ctx.stats.upstream_total_ns >= 0 ? ctx.stats.upstream_total_ns : 0);
-  p = put_str(p, ", total;dur=");
-  p = put_ms3(p, t - t0.received_ns);
-  header_views hdr(ctx.response_headers, {{"Content-Type", "application/json"},
-                                          {"x-request-id", ctx.request_id},
-                                          {"Server-Timing", std::string_view(timing, static_cast<size_t>(p - timing))}});
-  co_await res.respond(200, hdr.view(), r->json);
-  finish_log(&ctx, h, 200, false, 1, nullptr, r->usage ? &*r->usage : nullptr);
-}
 
 }  // namespace fp::gateway

@@ -28,7 +28,6 @@ class pipeline final : public http::handler {
  private:
   std::span<const deployment> gw_deployments(std::string_view model) const { return lookup_(model); }
   boost::asio::awaitable<void> handle_stream(request_context& ctx, http::responder& res);
-  boost::asio::awaitable<void> handle_complete(request_context& ctx, http::responder& res);
   boost::asio::awaitable<void> handle_tokenize(http::request& req, http::responder& res, bool encode);
   boost::asio::awaitable<void> respond_json(http::responder& res, int status, std::string_view body,
                                             const http::header_list* extra = nullptr);

@@ -437,7 +437,13 @@ struct client_response::impl {
       const bool total_bound = total_deadline_ns <= gap_at;
       c.set_deadline(std::min(gap_at, total_deadline_ns));
       auto b = net::buffer(c.buf.get() + c.end, c.cap - c.end);
-      auto [ec, n] = c.tls ? co_await c.tls->async_read_some(b, use_tuple) : co_await c.plain->async_read_some(b, use_tuple);
+      std::tuple<boost::system::error_code, size_t> rd;  // (no co_await inside ?: with gcc 12)
+      if (c.tls) {
+        rd = co_await c.tls->async_read_some(b, use_tuple);
+      } else {
+        rd = co_await c.plain->async_read_some(b, use_tuple);
+      }
+      auto [ec, n] = rd;
       c.clear_deadline();
       if (ec == net::error::eof && head.body == wire::body_kind::until_close) {
         body_complete = true;
@@ -488,11 +494,30 @@ int client_response::status() const noexcept { return impl_->head.status; }
 int64_t client_response::ttfb_ns() const noexcept { return impl_->ttfb; }
 std::string_view client_response::header(std::string_view name) const noexcept { return impl_->head.get(name); }
 awaitable<result<std::string_view>> client_response::read_some() { return impl_->read_some(); }
+std::optional<result<std::string>> client_response::try_read_all(size_t limit) {
+  auto& im = *impl_;
+  if (im.finished || im.body_complete || !im.conn) return std::nullopt;
+  if (im.head.body != wire::body_kind::length) return std::nullopt;
+  auto& c = *im.conn;
+  if (im.remaining > c.end - c.begin) return std::nullopt;  // not all here yet
+  if (im.remaining > limit)
+    return result<std::string>(make_error(errc::upstream_error, fmt::format("upstream body larger than {} bytes", limit), 502));
+  auto v = im.take_buffered();  // all of it (a Content-Length body is a view of the buffer)
+  if (!v) {
+    im.done(false);
+    return result<std::string>(v.error());
+  }
+  std::string out(*v);
+  im.done(true);
+  return result<std::string>(std::move(out));
+}
+
 awaitable<result<std::string>> client_response::read_all(size_t limit) {
   std::string out;
   for (;;) {
     auto t = impl_->try_read_some();  // a body already in the buffer needs no coroutine
-    auto r = t ? std::move(*t) : co_await impl_->read_some();
+    if (!t) t.emplace(co_await impl_->read_some());  // (no co_await inside ?: with gcc 12)
+    auto r = std::move(*t);
     if (!r) co_return r.error();
     if (r->empty()) co_return out;
     if (out.size() + r->size() > limit)
@@ -554,8 +579,13 @@ awaitable<boost::system::error_code> write_rest(connection& c, std::array<net::c
   } else {
     rest[0] += done;
   }
-  auto [ec, n] = c.tls ? co_await net::async_write(*c.tls, rest, use_tuple)
-                       : co_await net::async_write(*c.plain, rest, use_tuple);
+  std::tuple<boost::system::error_code, size_t> wr;  // (no co_await inside ?: with gcc 12)
+  if (c.tls) {
+    wr = co_await net::async_write(*c.tls, rest, use_tuple);
+  } else {
+    wr = co_await net::async_write(*c.plain, rest, use_tuple);
+  }
+  auto [ec, n] = wr;
   co_return ec;
 }
 
@@ -685,7 +715,13 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
         break;
       }
       auto b = net::buffer(cc.buf.get() + cc.end, cc.cap - cc.end);
-      auto [ec, n] = cc.tls ? co_await cc.tls->async_read_some(b, use_tuple) : co_await cc.plain->async_read_some(b, use_tuple);
+      std::tuple<boost::system::error_code, size_t> rd;  // (no co_await inside ?: with gcc 12)
+      if (cc.tls) {
+        rd = co_await cc.tls->async_read_some(b, use_tuple);
+      } else {
+        rd = co_await cc.plain->async_read_some(b, use_tuple);
+      }
+      auto [ec, n] = rd;
       if (ec || n == 0) {
         rec = ec ? ec : net::error::eof;
         break;

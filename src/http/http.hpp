@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -196,6 +197,9 @@ class client_response {
   boost::asio::awaitable<result<std::string_view>> read_some();
   // Reads the rest of the body (at most limit bytes).
   boost::asio::awaitable<result<std::string>> read_all(size_t limit = 64 << 20);
+  // read_all without waiting: the whole body when it has already arrived (the common case for a
+  // small response), nullopt when it would need to read (then use read_all).
+  std::optional<result<std::string>> try_read_all(size_t limit = 64 << 20);
 
   struct impl;
   explicit client_response(std::unique_ptr<impl> p);

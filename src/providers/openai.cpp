@@ -146,7 +146,13 @@ class openai_provider final : public provider {
         stats.first_byte_sent = true;
         // With [DONE] in the same read, these end the stream: the client may get them, [DONE]
         // and the end of the response in one write.
-        bool ok = done ? co_await sink.on_final_chunks(batch.view()) : co_await sink.on_chunks(batch.view());
+        // (no co_await inside ?: — gcc 12 destroys such temporaries twice)
+        bool ok;
+        if (done) {
+          ok = co_await sink.on_final_chunks(batch.view());
+        } else {
+          ok = co_await sink.on_chunks(batch.view());
+        }
         if (!ok) co_return make_error(errc::cancelled, "client disconnected");
       }
     }
@@ -173,7 +179,9 @@ class openai_provider final : public provider {
     stats.upstream_ttfb_ns = resp.ttfb_ns();
     stats.status = resp.status();
     if (resp.status() != 200) co_return co_await detail::read_upstream_error(resp, api::wire_format::openai, stats);
-    auto body = co_await resp.read_all();
+    auto got = resp.try_read_all();  // a body already received needs no coroutine
+    if (!got) got.emplace(co_await resp.read_all());  // (no co_await inside ?: with gcc 12)
+    auto& body = *got;
     if (!body) co_return body.error();
     auto r = api::parse_owned_openai_response(std::move(*body));
     if (!r) co_return make_error(errc::upstream_error, fmt::format("upstream sent an invalid response: {}", r.error().message), 502);
