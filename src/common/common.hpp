@@ -53,6 +53,20 @@ inline error make_error(errc c, std::string msg, int http_status = 0) {
 template <class T>
 using result = boost::system::result<T, error>;
 
+// ---- text ---------------------------------------------------------------------------------------
+
+// ASCII case-insensitive equality (HTTP header names, tokens).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 // ---- clock --------------------------------------------------------------------------------------
 // Injectable monotonic clock, in nanoseconds. Tests use fake_clock (tests/fakes) instead of sleeps.
 class clock {

@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "http/http.hpp"
+#include "http/read_buffer.hpp"
 #include "http/wire.hpp"
 
 namespace fp::http {
@@ -102,8 +103,7 @@ struct connection {
   uint64_t timer_gen = 0;
   bool timed_out = false;             // the timer cancelled the current wait
 
-  std::unique_ptr<char[]> buf;  // bytes read and not yet used: [begin, end)
-  size_t cap = 0, begin = 0, end = 0;
+  read_buffer in;                 // bytes read and not yet used
   std::unique_ptr<char[]> piece;  // decoded chunked payload handed out by read_some
   std::string head_copy;          // the response head, kept while its body is read
   std::string out;                // the request head being written
@@ -145,25 +145,6 @@ struct connection {
         arm(deadline_ns);
       }
     });
-  }
-
-  // Room to read into at [end, cap): drops consumed bytes first and grows up to `limit`.
-  bool make_room(size_t limit) {
-    if (begin == end) begin = end = 0;
-    if (end < cap) return true;
-    if (begin > 0) {
-      std::memmove(buf.get(), buf.get() + begin, end - begin);
-      end -= begin;
-      begin = 0;
-      return true;
-    }
-    if (cap >= limit) return false;
-    size_t ncap = std::min(limit, cap * 2);
-    std::unique_ptr<char[]> nb(new char[ncap]);
-    std::memcpy(nb.get(), buf.get(), end);
-    buf = std::move(nb);
-    cap = ncap;
-    return true;
   }
 
   void close() {
@@ -282,8 +263,8 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     auto ex = co_await net::this_coro::executor;
     auto c = std::make_unique<connection>(ex);
     // A burst of SSE events should arrive in one read (one wake-up, one write to the client).
-    c->cap = 16 * 1024;
-    c->buf.reset(new char[c->cap]);
+    c->in.cap = 16 * 1024;
+    c->in.buf.reset(new char[c->in.cap]);
     c->piece.reset(new char[piece_bytes]);
     if (where.tls) {
       c->tls.emplace(ex, *ssl_ctx);
@@ -370,7 +351,7 @@ struct client_response::impl {
 
   void done(bool ok) {
     finished = true;
-    bool reuse = ok && body_complete && head.keep_alive && conn->begin == conn->end;
+    bool reuse = ok && body_complete && head.keep_alive && conn->in.size() == 0;
     up->release(*p, std::move(conn), reuse);
   }
 
@@ -378,26 +359,26 @@ struct client_response::impl {
   // close) or the decoded payload (chunked). Empty when nothing is buffered.
   result<std::string_view> take_buffered() {
     auto& c = *conn;
-    size_t avail = c.end - c.begin;
+    size_t avail = c.in.size();
     if (avail == 0) return std::string_view{};
     switch (head.body) {
       case wire::body_kind::length: {
         size_t take = static_cast<size_t>(std::min<uint64_t>(remaining, avail));
-        std::string_view v(c.buf.get() + c.begin, take);
-        c.begin += take;
+        std::string_view v(c.in.data(), take);
+        c.in.begin += take;
         remaining -= take;
         if (remaining == 0) body_complete = true;
         return v;
       }
       case wire::body_kind::until_close: {
-        std::string_view v(c.buf.get() + c.begin, avail);
-        c.begin = c.end;
+        std::string_view v(c.in.data(), avail);
+        c.in.begin = c.in.end;
         return v;
       }
       case wire::body_kind::chunked: {
         // Every chunk already received, up to the piece size, in one piece.
-        auto st = chunked.decode(c.buf.get() + c.begin, avail, c.piece.get(), piece_bytes);
-        c.begin += st.consumed;
+        auto st = chunked.decode(c.in.data(), avail, c.piece.get(), piece_bytes);
+        c.in.begin += st.consumed;
         if (st.error) return make_error(errc::upstream_error, "upstream sent a malformed chunked body", 502);
         if (st.done) body_complete = true;
         return std::string_view(c.piece.get(), st.produced);
@@ -431,12 +412,12 @@ struct client_response::impl {
     for (int spins = 0; spins < 1 << 20; ++spins) {
       if (auto r = try_read_some()) co_return std::move(*r);
       auto& c = *conn;
-      c.make_room(c.cap);
+      c.in.make_room(c.in.cap);
       const int64_t now = steady_ns();
       const int64_t gap_at = now + static_cast<int64_t>(t.chunk_gap.count()) * 1000000;
       const bool total_bound = total_deadline_ns <= gap_at;
       c.set_deadline(std::min(gap_at, total_deadline_ns));
-      auto b = net::buffer(c.buf.get() + c.end, c.cap - c.end);
+      auto b = net::buffer(c.in.space(), c.in.space_size());
       std::tuple<boost::system::error_code, size_t> rd;  // (no co_await inside ?: with gcc 12)
       if (c.tls) {
         rd = co_await c.tls->async_read_some(b, use_tuple);
@@ -463,7 +444,7 @@ struct client_response::impl {
                                          ec ? ec.message() : std::string("connection closed")),
                              502);
       }
-      c.end += n;
+      c.in.end += n;
     }
     done(false);
     co_return make_error(errc::upstream_error, "upstream response made no progress", 502);
@@ -499,7 +480,7 @@ std::optional<result<std::string>> client_response::try_read_all(size_t limit) {
   if (im.finished || im.body_complete || !im.conn) return std::nullopt;
   if (im.head.body != wire::body_kind::length) return std::nullopt;
   auto& c = *im.conn;
-  if (im.remaining > c.end - c.begin) return std::nullopt;  // not all here yet
+  if (im.remaining > c.in.size()) return std::nullopt;  // not all here yet
   if (im.remaining > limit)
     return result<std::string>(make_error(errc::upstream_error, fmt::format("upstream body larger than {} bytes", limit), 502));
   auto v = im.take_buffered();  // all of it (a Content-Length body is a view of the buffer)
@@ -542,17 +523,6 @@ upstream::~upstream() = default;
 const url_parts& upstream::where() const noexcept { return impl_->where; }
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // Writes the request: one direct non-blocking write first (nearly always the socket buffer takes
 // the whole request: one sendmsg, no reactor round trip, no coroutine frame), then what is left
@@ -694,11 +664,11 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
     const char* bad_what = "";
     for (;;) {
       auto& cc = *c;
-      std::string_view avail(cc.buf.get() + cc.begin, cc.end - cc.begin);
+      std::string_view avail = cc.in.view();
       auto pr = wire::parse_response_head(avail, ri->head, scan, max_head_bytes, req.method);
       if (pr.status == wire::parse::done) {
         if (ri->head.status >= 100 && ri->head.status < 200 && ri->head.status != 101) {
-          cc.begin += ri->head.size;
+          cc.in.begin += ri->head.size;
           scan.reset();
           continue;
         }
@@ -709,12 +679,12 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
         bad_what = pr.what;
         break;
       }
-      if (!cc.make_room(max_head_bytes)) {
+      if (!cc.in.make_room(max_head_bytes)) {
         bad_head = true;
         bad_what = "response head too large";
         break;
       }
-      auto b = net::buffer(cc.buf.get() + cc.end, cc.cap - cc.end);
+      auto b = net::buffer(cc.in.space(), cc.in.space_size());
       std::tuple<boost::system::error_code, size_t> rd;  // (no co_await inside ?: with gcc 12)
       if (cc.tls) {
         rd = co_await cc.tls->async_read_some(b, use_tuple);
@@ -726,7 +696,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
         rec = ec ? ec : net::error::eof;
         break;
       }
-      cc.end += n;
+      cc.in.end += n;
       got += n;
     }
     if (bad_head) {
@@ -744,7 +714,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
     c->clear_deadline();
     // Keep the head (its fields are views) apart from the buffer the body streams through.
     auto& h = ri->head;
-    const char* base = c->buf.get() + c->begin;
+    const char* base = c->in.data();
     c->head_copy.assign(base, h.size);
     const char* nb = c->head_copy.data();
     auto rebase = [&](std::string_view v) { return v.empty() ? v : std::string_view(nb + (v.data() - base), v.size()); };
@@ -753,7 +723,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
       f.value = rebase(f.value);
     }
     h.reason = rebase(h.reason);
-    c->begin += h.size;
+    c->in.begin += h.size;
     ri->up = up;
     ri->p = &p;
     ri->t = t;

@@ -32,6 +32,7 @@
 
 
 #include "http/http.hpp"
+#include "http/read_buffer.hpp"
 #include "http/wire.hpp"
 
 namespace fp::http {
@@ -42,19 +43,6 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 using net::awaitable;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-
-namespace {
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-}  // namespace
 
 std::string_view find_header(const header_list& h, std::string_view name) noexcept {
   for (const auto& [k, v] : h)
@@ -187,9 +175,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   server::impl& srv;
   worker& w;
   tcp::socket sock;  // deadlines come from the worker's sweep, not from a per-stream timer
-  // Bytes read from the client and not yet used: [rbegin, rend) of rbuf.
-  std::unique_ptr<char[]> rbuf;
-  size_t rcap = 0, rbegin = 0, rend = 0;
+  read_buffer in;  // bytes read from the client and not yet used
   wire::head head_;  // the parsed head (its field vector keeps its capacity)
   request req_;      // reused: its head buffer and field list keep their capacity
   std::string head;  // reused for response heads and chunk framing
@@ -437,37 +423,19 @@ struct session final : responder, std::enable_shared_from_this<session> {
     co_await respond(status, h, body);
   }
 
-  size_t buffered() const noexcept { return rend - rbegin; }
-
-  // Room to read into at [rend, rcap): drops used bytes, grows up to `limit` bytes in all.
-  bool make_room(size_t limit) {
-    if (rbegin == rend) rbegin = rend = 0;
-    if (rend < rcap) return true;
-    if (rbegin > 0) {
-      std::memmove(rbuf.get(), rbuf.get() + rbegin, rend - rbegin);
-      rend -= rbegin;
-      rbegin = 0;
-      return true;
-    }
-    if (rcap >= limit) return false;
-    size_t ncap = std::min(limit, std::max<size_t>(rcap * 2, 4096));
-    std::unique_ptr<char[]> nb(new char[ncap]);
-    if (rend > 0) std::memcpy(nb.get(), rbuf.get(), rend);
-    rbuf = std::move(nb);
-    rcap = ncap;
-    return true;
-  }
+  size_t buffered() const noexcept { return in.size(); }
+  bool make_room(size_t limit) { return in.make_room(limit); }
 
   // One read into the buffer's free space (grown up to `limit`). The read of each new request in
   // run() is written out there instead (one coroutine frame fewer per request).
   awaitable<boost::system::error_code> read_more(size_t limit) {
     if (!make_room(limit)) co_return boost::system::error_code(net::error::no_buffer_space);
-    auto [ec, n] = co_await sock.async_read_some(net::buffer(rbuf.get() + rend, rcap - rend), use_tuple);
+    auto [ec, n] = co_await sock.async_read_some(net::buffer(in.space(), in.space_size()), use_tuple);
     co_return read_done(ec, n);
   }
   boost::system::error_code read_done(boost::system::error_code ec, size_t n) {
     if (!ec && n == 0) ec = net::error::eof;
-    if (!ec) rend += n;
+    if (!ec) in.end += n;
     return ec;
   }
 
@@ -481,8 +449,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
         head_.content_length > buffered())
       return false;
     const size_t want = static_cast<size_t>(head_.content_length);
-    req_.body.assign(rbuf.get() + rbegin, want);
-    rbegin += want;
+    req_.body.assign(in.data(), want);
+    in.begin += want;
     return true;
   }
 
@@ -507,8 +475,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
         co_return body_error{413, fmt::format("request body larger than {} bytes", o.max_body_bytes)};
       const size_t want = static_cast<size_t>(head_.content_length);
       const size_t have = std::min(want, buffered());
-      body.assign(rbuf.get() + rbegin, have);
-      rbegin += have;
+      body.assign(in.data(), have);
+      in.begin += have;
       if (have < want) {
         body.resize(want);
         size_t got = have;
@@ -527,16 +495,16 @@ struct session final : responder, std::enable_shared_from_this<session> {
         size_t room = o.max_body_bytes + 1 - body.size();
         size_t old = body.size();
         body.resize(old + std::min(buffered(), room));
-        auto st = dec.decode(rbuf.get() + rbegin, buffered(), body.data() + old, body.size() - old);
+        auto st = dec.decode(in.data(), buffered(), body.data() + old, body.size() - old);
         body.resize(old + st.produced);
-        rbegin += st.consumed;
+        in.begin += st.consumed;
         if (st.error) co_return body_error{400, "malformed HTTP request: bad chunked body"};
         if (body.size() > o.max_body_bytes)
           co_return body_error{413, fmt::format("request body larger than {} bytes", o.max_body_bytes)};
         if (st.done) co_return std::nullopt;
         if (st.consumed > 0 && buffered() > 0) continue;
       }
-      auto ec = co_await read_more(rcap > 0 ? std::max<size_t>(rcap, 8192) : 8192);
+      auto ec = co_await read_more(std::max<size_t>(in.cap, 8192));
       if (ec) co_return body_error{};
     }
   }
@@ -556,7 +524,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
       if (buffered() == 0) {
         set_deadline(o.idle_timeout);
         if (!make_room(std::max<size_t>(head_limit, 8192))) break;
-        auto [ec, n] = co_await sock.async_read_some(net::buffer(rbuf.get() + rend, rcap - rend), use_tuple);
+        auto [ec, n] = co_await sock.async_read_some(net::buffer(in.space(), in.space_size()), use_tuple);
         if (read_done(ec, n)) break;
       }
       idle = false;
@@ -565,7 +533,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
       wire::parse_result pr;
       bool closed = false;
       for (;;) {
-        pr = wire::parse_request_head(std::string_view(rbuf.get() + rbegin, buffered()), head_, scan, head_limit);
+        pr = wire::parse_request_head(in.view(), head_, scan, head_limit);
         if (pr.status != wire::parse::need_more) break;
         if (co_await read_more(std::max<size_t>(head_limit, 8192))) {
           closed = true;
@@ -588,7 +556,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
       }
       // The head moves into the request (views re-pointed at its copy); the buffer goes on.
       request& req = req_;
-      const char* base = rbuf.get() + rbegin;
+      const char* base = in.data();
       req.head_bytes.assign(base, head_.size);
       const char* nb = req.head_bytes.data();
       auto re = [&](std::string_view v) { return std::string_view(nb + (v.data() - base), v.size()); };
@@ -596,7 +564,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
       req.target = re(head_.target);
       req.headers.clear();
       for (const auto& f : head_.fields) req.headers.emplace_back(re(f.name), re(f.value));
-      rbegin += head_.size;
+      in.begin += head_.size;
       if (!body_from_buffer()) {
         if (auto be = co_await read_body()) {
           if (be->status != 0) co_await send_simple_error(be->status, "invalid_request_error", be->message);

@@ -3,6 +3,8 @@
 // CR/LF, whitespace before a field's colon): those are rejected, not guessed at.
 #include "http/wire.hpp"
 
+#include "common/common.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -34,13 +36,6 @@ bool is_token(std::string_view s) noexcept {
 }
 
 constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
