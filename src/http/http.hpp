@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -100,15 +99,10 @@ class responder {
   virtual boost::asio::awaitable<bool> end_stream(bool keep_alive = true, std::string_view last = {}) = 0;
   virtual bool client_gone() const noexcept = 0;
   virtual bool started() const noexcept = 0;  // whether a response head has been sent
-  // Runs `work` while watching the client socket: when the client disconnects, `work` is
-  // cancelled through its cancellation slot (asio per-operation cancellation) and this returns
-  // false. Returns true when `work` finished first.
-  virtual boost::asio::awaitable<bool> run_watching_client(
-      std::function<boost::asio::awaitable<void>()> work) = 0;
-  // The same without a wrapper coroutine, for a handler that awaits its work itself:
-  // watch_client() before it, unwatch_client() after it (false: the client went away meanwhile
-  // and the work was cancelled; respond no further). While watching, a client that disconnects
-  // cancels whatever the handler awaits at that moment (awaits report operation_aborted).
+  // Watching the client while the handler works: watch_client() before the work, unwatch_client()
+  // after it (false: the client went away meanwhile and the work was cancelled; respond no
+  // further). While watching, a client that disconnects cancels whatever the handler awaits at
+  // that moment through the session's cancellation slot (awaits report operation_aborted).
   virtual void watch_client() = 0;
   virtual bool unwatch_client() = 0;
 

@@ -268,11 +268,16 @@ struct session final : responder, std::enable_shared_from_this<session> {
     co_return co_await write_rest(bufs, n);
   }
 
-  // Chunked framing of one piece, appended to head.
-  void append_chunk_size(size_t n) {
-    char num[24];
-    auto [end, ec] = std::to_chars(num, num + sizeof num, n, 16);
-    head.append(num, end).append("\r\n");
+  // What follows `head` (already holding a response head, or empty) in one gather write: `piece`
+  // as one chunk (its size line appended to head; nothing when empty), then `tail` (the piece's
+  // CRLF, and/or the chunked terminator).
+  std::array<net::const_buffer, 3> chunk_bufs(std::string_view piece, std::string_view tail) {
+    if (!piece.empty()) {
+      char num[24];
+      auto [end, ec] = std::to_chars(num, num + sizeof num, piece.size(), 16);
+      head.append(num, end).append("\r\n");
+    }
+    return {net::buffer(head), net::buffer(piece.data(), piece.size()), net::buffer(tail.data(), tail.size())};
   }
 
   awaitable<bool> begin_stream(int status, std::span<const header_view> headers, std::string_view first) override {
@@ -282,10 +287,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (watch_wanted && !watching && !gone) start_watch();  // a stream is watched from its start
     append_head(status, headers);
     head.append("Transfer-Encoding: chunked\r\n\r\n");
-    if (first.empty()) co_return co_await write_all(net::buffer(head));
-    append_chunk_size(first.size());
-    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(first.data(), first.size()),
-                                          net::buffer("\r\n", 2)};
+    auto bufs = chunk_bufs(first, first.empty() ? std::string_view{} : std::string_view("\r\n"));
     size_t n = 0;
     if (write_now(bufs, n)) co_return !gone;
     co_return co_await write_rest(bufs, n);
@@ -298,9 +300,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (!keep) keep_alive = false;
     append_head(status, headers);
     head.append("Transfer-Encoding: chunked\r\n\r\n");
-    if (!body.empty()) append_chunk_size(body.size());
-    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(body.data(), body.size()),
-                                          body.empty() ? net::buffer("0\r\n\r\n", 5) : net::buffer("\r\n0\r\n\r\n", 7)};
+    auto bufs = chunk_bufs(body, body.empty() ? std::string_view("0\r\n\r\n") : std::string_view("\r\n0\r\n\r\n"));
     size_t n = 0;
     if (write_now(bufs, n)) co_return !gone;
     co_return co_await write_rest(bufs, n);
@@ -310,9 +310,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (!streaming) co_return false;
     if (data.empty()) co_return !gone;  // an empty chunk would end the stream
     head.clear();
-    append_chunk_size(data.size());
-    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(data.data(), data.size()),
-                                          net::buffer("\r\n", 2)};
+    auto bufs = chunk_bufs(data, "\r\n");
     size_t n = 0;
     if (write_now(bufs, n)) co_return !gone;
     co_return co_await write_rest(bufs, n);
@@ -322,11 +320,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
     if (!streaming) co_return false;
     streaming = false;
     if (!keep) keep_alive = false;
-    if (last.empty()) co_return co_await write_all(net::buffer("0\r\n\r\n", 5));
     head.clear();
-    append_chunk_size(last.size());
-    std::array<net::const_buffer, 3> bufs{net::buffer(head), net::buffer(last.data(), last.size()),
-                                          net::buffer("\r\n0\r\n\r\n", 7)};
+    auto bufs = chunk_bufs(last, last.empty() ? std::string_view("0\r\n\r\n") : std::string_view("\r\n0\r\n\r\n"));
     size_t n = 0;
     if (write_now(bufs, n)) co_return !gone;
     co_return co_await write_rest(bufs, n);
@@ -380,7 +375,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   void request_watch() {
     if (gone || watch_wanted) return;
     watch_wanted = true;
-    watch_since_ns = now_ns();
+    watch_since_ns = req_.received_ns;  // (no second clock read: the request is the one being answered)
     if (streaming) {
       start_watch();
     } else {
@@ -396,22 +391,6 @@ struct session final : responder, std::enable_shared_from_this<session> {
   bool unwatch_client() override {
     end_watch();
     return !gone;
-  }
-
-  awaitable<bool> run_watching_client(std::function<awaitable<void>()> work) override {
-    if (gone) co_return false;
-    request_watch();
-    try {
-      co_await work();
-    } catch (const boost::system::system_error& e) {
-      // Code that turned throw_if_cancelled back on throws when it awaits after a cancellation.
-      end_watch();
-      if (!gone) throw;
-    }
-    end_watch();
-    if (gone)  // the session goes on (logging, closing): clear the cancellation it received
-      co_await net::this_coro::reset_cancellation_state(net::enable_terminal_cancellation());
-    co_return !gone;
   }
 
   awaitable<void> send_simple_error(int status, std::string_view type, std::string_view msg) {
@@ -510,7 +489,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   }
 
   awaitable<void> run() {
-    // A client that goes away cancels the awaited operation (see run_watching_client); awaits
+    // A client that goes away cancels the awaited operation (see watch_client); awaits
     // then report operation_aborted instead of throwing (no exceptions on the data plane).
     co_await net::this_coro::throw_if_cancelled(false);
     beast::error_code ignored;

@@ -68,7 +68,9 @@ class test_handler final : public handler {
       co_await res.respond_stream(200, views_of(h), req.body);
     } else if (req.path() == "/slow") {  // never answers in time
       net::steady_timer t(co_await net::this_coro::executor, std::chrono::seconds(3));
-      co_await res.run_watching_client([&]() -> awaitable<void> { co_await t.async_wait(net::as_tuple(net::use_awaitable)); });
+      res.watch_client();
+      co_await t.async_wait(net::as_tuple(net::use_awaitable));
+      res.unwatch_client();
       header_list h;
       if (!res.client_gone()) co_await res.respond(200, h, "late");
     } else if (req.path() == "/stall") {  // one piece, then silence
@@ -76,7 +78,9 @@ class test_handler final : public handler {
       co_await res.begin_stream(200, h);
       co_await res.write_chunk("first");
       net::steady_timer t(co_await net::this_coro::executor, std::chrono::seconds(3));
-      co_await res.run_watching_client([&]() -> awaitable<void> { co_await t.async_wait(net::as_tuple(net::use_awaitable)); });
+      res.watch_client();
+      co_await t.async_wait(net::as_tuple(net::use_awaitable));
+      res.unwatch_client();
       co_await res.end_stream();
     } else {
       header_list h;
