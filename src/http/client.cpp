@@ -176,6 +176,17 @@ std::chrono::milliseconds min_ms(std::chrono::milliseconds a, std::chrono::milli
 
 }  // namespace
 
+namespace {
+// One read into c's free buffer space, through TLS or not. A plain function returning the
+// operation's awaitable (no coroutine of its own, and no co_await inside ?: — gcc 12 destroys such
+// temporaries twice).
+awaitable<std::tuple<boost::system::error_code, size_t>> read_into(connection& c) {
+  auto b = net::buffer(c.in.space(), c.in.space_size());
+  if (c.tls) return c.tls->async_read_some(b, use_tuple);
+  return c.plain->async_read_some(b, use_tuple);
+}
+}  // namespace
+
 struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
   url_parts where;
   upstream_options opts;
@@ -417,14 +428,7 @@ struct client_response::impl {
       const int64_t gap_at = now + static_cast<int64_t>(t.chunk_gap.count()) * 1000000;
       const bool total_bound = total_deadline_ns <= gap_at;
       c.set_deadline(std::min(gap_at, total_deadline_ns));
-      auto b = net::buffer(c.in.space(), c.in.space_size());
-      std::tuple<boost::system::error_code, size_t> rd;  // (no co_await inside ?: with gcc 12)
-      if (c.tls) {
-        rd = co_await c.tls->async_read_some(b, use_tuple);
-      } else {
-        rd = co_await c.plain->async_read_some(b, use_tuple);
-      }
-      auto [ec, n] = rd;
+      auto [ec, n] = co_await read_into(c);
       c.clear_deadline();
       if (ec == net::error::eof && head.body == wire::body_kind::until_close) {
         body_complete = true;
@@ -542,21 +546,16 @@ bool write_now(connection& c, const std::array<net::const_buffer, 2>& msg, size_
   return ec || done == total;
 }
 
-awaitable<boost::system::error_code> write_rest(connection& c, std::array<net::const_buffer, 2> rest, size_t done) {
+awaitable<std::tuple<boost::system::error_code, size_t>> write_rest(connection& c, std::array<net::const_buffer, 2> rest,
+                                                                     size_t done) {
   if (done >= rest[0].size()) {
     rest[1] += done - rest[0].size();
     rest[0] = net::const_buffer();
   } else {
     rest[0] += done;
   }
-  std::tuple<boost::system::error_code, size_t> wr;  // (no co_await inside ?: with gcc 12)
-  if (c.tls) {
-    wr = co_await net::async_write(*c.tls, rest, use_tuple);
-  } else {
-    wr = co_await net::async_write(*c.plain, rest, use_tuple);
-  }
-  auto [ec, n] = wr;
-  co_return ec;
+  if (c.tls) return net::async_write(*c.tls, rest, use_tuple);  // (the op keeps its own copy of rest)
+  return net::async_write(*c.plain, rest, use_tuple);
 }
 
 }  // namespace
@@ -646,7 +645,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
     const std::array<net::const_buffer, 2> msg{net::buffer(c->out), net::buffer(req.body)};
     boost::system::error_code wec;
     size_t written = 0;
-    if (!write_now(*c, msg, written, wec)) wec = co_await write_rest(*c, msg, written);
+    if (!write_now(*c, msg, written, wec)) wec = std::get<0>(co_await write_rest(*c, msg, written));
     const int64_t sent = steady_ns();
     if (wec) {
       bool to = c->timed_out;
@@ -684,14 +683,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
         bad_what = "response head too large";
         break;
       }
-      auto b = net::buffer(cc.in.space(), cc.in.space_size());
-      std::tuple<boost::system::error_code, size_t> rd;  // (no co_await inside ?: with gcc 12)
-      if (cc.tls) {
-        rd = co_await cc.tls->async_read_some(b, use_tuple);
-      } else {
-        rd = co_await cc.plain->async_read_some(b, use_tuple);
-      }
-      auto [ec, n] = rd;
+      auto [ec, n] = co_await read_into(cc);
       if (ec || n == 0) {
         rec = ec ? ec : net::error::eof;
         break;
