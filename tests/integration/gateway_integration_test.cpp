@@ -248,6 +248,18 @@ TEST_F(Gateway, AnthropicNonStreamingRoundTrip) {
 
 // ---- cancellation ---------------------------------------------------------------------------------
 
+// The mock's /mock/stats once its counter `field` exceeds `above` (polled up to ~4 s; the last
+// reading either way).
+boost::json::value mock_stats_when(uint16_t mock_port, std::string_view field, int64_t above) {
+  boost::json::value st;
+  for (int i = 0; i < 2000; ++i) {
+    st = parse_json(call(mock_port, "GET", "/mock/stats").body);
+    if (st.is_object() && st.at(field).to_number<int64_t>() > above) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling bound, not a sync point
+  }
+  return st;
+}
+
 TEST_F(Gateway, ClientDisconnectCancelsUpstreamWithin50ms) {
   uint16_t mp = g_env->oai->port();
   auto before = parse_json(call(mp, "GET", "/mock/stats").body);
@@ -271,12 +283,7 @@ TEST_F(Gateway, ClientDisconnectCancelsUpstreamWithin50ms) {
   close(fd);
 
   // The mock records the moment it saw its client (the gateway) go away.
-  boost::json::value after;
-  for (int i = 0; i < 2000; ++i) {
-    after = parse_json(call(mp, "GET", "/mock/stats").body);
-    if (after.is_object() && after.at("cancelled").to_number<int64_t>() > cancelled0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling bound, not a sync point
-  }
+  boost::json::value after = mock_stats_when(mp, "cancelled", cancelled0);
   ASSERT_GT(after.at("cancelled").to_number<int64_t>(), cancelled0);
   int64_t cancel_ns = after.at("last_cancel_mono_ns").to_number<int64_t>();
   EXPECT_LT(cancel_ns - closed_ns, 50'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
@@ -296,20 +303,11 @@ TEST_F(Gateway, ClientDisconnectCancelsANonStreamingUpstreamCall) {
   ASSERT_TRUE(send_all(fd, make_request("POST", "/v1/chat/completions",
                                         chat_body("gpt-4o", "go", false, R"("mock":{"ttft_ms":5000})"))));
   // Hang up once the upstream call is under way (the mock counts it).
-  for (int i = 0; i < 2000; ++i) {
-    auto st = parse_json(call(mp, "GET", "/mock/stats").body);
-    if (st.is_object() && st.at("requests").to_number<int64_t>() > requests0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling bound, not a sync point
-  }
+  mock_stats_when(mp, "requests", requests0);
   int64_t closed_ns = mono_ns();
   close(fd);
 
-  boost::json::value after;
-  for (int i = 0; i < 2000; ++i) {
-    after = parse_json(call(mp, "GET", "/mock/stats").body);
-    if (after.is_object() && after.at("cancelled").to_number<int64_t>() > cancelled0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling bound, not a sync point
-  }
+  boost::json::value after = mock_stats_when(mp, "cancelled", cancelled0);
   ASSERT_GT(after.at("cancelled").to_number<int64_t>(), cancelled0) << "the upstream call was not cancelled";
   int64_t cancel_ns = after.at("last_cancel_mono_ns").to_number<int64_t>();
   EXPECT_LT(cancel_ns - closed_ns, 250'000'000) << "upstream cancelled " << (cancel_ns - closed_ns) / 1000 << " us after the client left";
