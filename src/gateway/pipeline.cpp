@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "api/api.hpp"
+#include "common/thread_spares.hpp"
 #include "gateway/pipeline_impl.hpp"
 #include "metrics/metrics.hpp"
 
@@ -195,18 +196,12 @@ namespace {
 class sse_sink final : public providers::chunk_sink {
  public:
   sse_sink(request_context& ctx, http::responder& res, model_metrics* m) : ctx_(ctx), res_(res), m_(m) {
-    auto& spare = spare_buffers();  // a buffer from an earlier stream on this thread: no growth
-    if (!spare.empty()) {
-      buf_ = std::move(spare.back());
-      spare.pop_back();
-    }
+    buf_ = thread_spares<std::string>::take();  // a buffer from an earlier stream on this thread
   }
   ~sse_sink() override {
-    auto& spare = spare_buffers();
-    if (spare.size() < 64 && buf_.capacity() <= (1u << 20)) {
-      buf_.clear();
-      spare.push_back(std::move(buf_));
-    }
+    if (buf_.capacity() > (1u << 20)) return;  // an outsized one is not kept
+    buf_.clear();
+    thread_spares<std::string>::give(std::move(buf_));
   }
   sse_sink(const sse_sink&) = delete;
   sse_sink& operator=(const sse_sink&) = delete;
@@ -262,11 +257,6 @@ class sse_sink final : public providers::chunk_sink {
     return header_views(ctx_.response_headers,
                         {{"Content-Type", "text/event-stream; charset=utf-8"}, {"Cache-Control", "no-cache"},
                          {"X-Accel-Buffering", "no"}, {"x-request-id", ctx_.request_id}});
-  }
-
-  static std::vector<std::string>& spare_buffers() {
-    thread_local std::vector<std::string> spare;
-    return spare;
   }
 
   // The events of `cs` the client gets, framed into buf_; returns how many.

@@ -22,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/thread_spares.hpp"
 #include "http/http.hpp"
 #include "http/read_buffer.hpp"
 #include "http/wire.hpp"
@@ -459,21 +460,18 @@ client_response::client_response(std::unique_ptr<impl> p) : impl_(std::move(p)) 
 namespace {
 // Finished exchanges' state, kept per thread for the next one (its header field list keeps its
 // capacity): no allocation per request for it.
-thread_local std::vector<std::unique_ptr<client_response::impl>> spare_responses;
-constexpr size_t max_spare_responses = 64;
+using spare_responses = thread_spares<std::unique_ptr<client_response::impl>>;
 
 std::unique_ptr<client_response::impl> take_response_state() {
-  if (spare_responses.empty()) return std::make_unique<client_response::impl>();
-  auto r = std::move(spare_responses.back());
-  spare_responses.pop_back();
-  return r;
+  auto r = spare_responses::take();
+  return r ? std::move(r) : std::make_unique<client_response::impl>();
 }
 }  // namespace
 
 client_response::~client_response() {
   if (!impl_) return;
   impl_->recycle();
-  if (spare_responses.size() < max_spare_responses) spare_responses.push_back(std::move(impl_));
+  spare_responses::give(std::move(impl_));
 }
 int client_response::status() const noexcept { return impl_->head.status; }
 int64_t client_response::ttfb_ns() const noexcept { return impl_->ttfb; }

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "api/api.hpp"
+#include "common/thread_spares.hpp"
 #include "http/http.hpp"
 #include "providers/provider.hpp"
 
@@ -21,16 +22,9 @@ namespace fp::providers::detail {
 // nothing once a thread has streamed a few responses. Sinks that keep chunks copy them.
 class chunk_batch {
  public:
-  chunk_batch() {
-    auto& spare = free_list();
-    if (!spare.empty()) {
-      items_ = std::move(spare.back());
-      spare.pop_back();
-    }
-  }
+  chunk_batch() : items_(thread_spares<std::vector<api::chunk>>::take()) {}
   ~chunk_batch() {
-    auto& spare = free_list();
-    if (spare.size() < 64 && items_.capacity() > 0) spare.push_back(std::move(items_));
+    if (items_.capacity() > 0) thread_spares<std::vector<api::chunk>>::give(std::move(items_));
   }
   chunk_batch(const chunk_batch&) = delete;
   chunk_batch& operator=(const chunk_batch&) = delete;
@@ -45,10 +39,6 @@ class chunk_batch {
   std::span<const api::chunk> view() const noexcept { return {items_.data(), n_}; }
 
  private:
-  static std::vector<std::vector<api::chunk>>& free_list() {
-    thread_local std::vector<std::vector<api::chunk>> spare;
-    return spare;
-  }
   std::vector<api::chunk> items_;
   size_t n_ = 0;
 };
@@ -56,37 +46,29 @@ class chunk_batch {
 // An SSE parser and its event, kept per thread between streams (their buffers keep their
 // memory): a stream's parsing allocates nothing once a thread has streamed a few responses.
 class pooled_sse {
+  struct state {
+    api::sse_parser parser;
+    api::sse_event ev;
+  };
+  using spares = thread_spares<std::unique_ptr<state>>;
+
  public:
-  pooled_sse() {
-    auto& spare = free_list();
-    if (spare.empty()) {
+  pooled_sse() : s_(spares::take()) {
+    if (!s_) {
       s_ = std::make_unique<state>();
     } else {
-      s_ = std::move(spare.back());
-      spare.pop_back();
       s_->parser.reset();
       s_->ev.event.clear();
       s_->ev.data.clear();
     }
   }
-  ~pooled_sse() {
-    auto& spare = free_list();
-    if (spare.size() < 64) spare.push_back(std::move(s_));
-  }
+  ~pooled_sse() { spares::give(std::move(s_)); }
   pooled_sse(const pooled_sse&) = delete;
   pooled_sse& operator=(const pooled_sse&) = delete;
   api::sse_parser& parser() noexcept { return s_->parser; }
   api::sse_event& event() noexcept { return s_->ev; }
 
  private:
-  struct state {
-    api::sse_parser parser;
-    api::sse_event ev;
-  };
-  static std::vector<std::unique_ptr<state>>& free_list() {
-    thread_local std::vector<std::unique_ptr<state>> spare;
-    return spare;
-  }
   std::unique_ptr<state> s_;
 };
 
