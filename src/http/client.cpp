@@ -86,10 +86,6 @@ constexpr size_t piece_bytes = 16384;      // the most one read_some hands over
 constexpr size_t max_head_bytes = 64 * 1024;  // a larger response head is an upstream error
 constexpr int64_t no_deadline = 0;
 
-int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
-}
-
 // One upstream connection: a plain socket or TLS over one, its read buffer, and its deadline.
 // Deadlines are lazy: every wait just stores `deadline_ns`; one timer per connection fires at
 // the earliest deadline it was armed for and re-arms itself if the deadline moved later, so a
@@ -137,7 +133,7 @@ struct connection {
       if (ec || gen != timer_gen) return;  // cancelled (connection closing) or re-armed earlier
       armed_ns = 0;
       if (deadline_ns == no_deadline) return;
-      if (steady_ns() >= deadline_ns) {
+      if (now_ns() >= deadline_ns) {
         deadline_ns = no_deadline;
         timed_out = true;
         boost::system::error_code ig;
@@ -425,7 +421,7 @@ struct client_response::impl {
       if (auto r = try_read_some()) co_return std::move(*r);
       auto& c = *conn;
       c.in.make_room(c.in.cap);
-      const int64_t now = steady_ns();
+      const int64_t now = now_ns();
       const int64_t gap_at = now + static_cast<int64_t>(t.chunk_gap.count()) * 1000000;
       const bool total_bound = total_deadline_ns <= gap_at;
       c.set_deadline(std::min(gap_at, total_deadline_ns));
@@ -566,7 +562,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(client_reques
 
 awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_request_view& req, client_timeouts t) {
   auto up = impl_;
-  const int64_t start = steady_ns();
+  const int64_t start = now_ns();
   const int64_t total_deadline = start + static_cast<int64_t>(t.total.count()) * 1000000;
   const auto total_deadline_tp = steady::time_point(std::chrono::nanoseconds(total_deadline));
   pool& p = up->this_thread_pool();
@@ -628,8 +624,9 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
       }
     }
 
-    const auto fb = std::min<int64_t>(t.first_byte.count(), (total_deadline - steady_ns()) / 1000000);
-    const int64_t fb_deadline = std::min(steady_ns() + t.first_byte.count() * int64_t{1000000}, total_deadline);
+    const int64_t now = now_ns();
+    const auto fb = std::min<int64_t>(t.first_byte.count(), (total_deadline - now) / 1000000);
+    const int64_t fb_deadline = std::min(now + t.first_byte.count() * int64_t{1000000}, total_deadline);
     c->set_deadline(fb_deadline);
     auto fail = [&](boost::system::error_code ec, bool first_byte_phase, bool timed_out) -> error {
       if (timed_out)
@@ -644,7 +641,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
     boost::system::error_code wec;
     size_t written = 0;
     if (!write_now(*c, msg, written, wec)) wec = std::get<0>(co_await write_rest(*c, msg, written));
-    const int64_t sent = steady_ns();
+    const int64_t sent = now_ns();
     if (wec) {
       bool to = c->timed_out;
       up->release(p, std::move(c), false);
@@ -720,7 +717,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
     ri->total_deadline_ns = total_deadline;
     ri->remaining = h.content_length;
     ri->body_complete = h.body == wire::body_kind::none;
-    ri->ttfb = steady_ns() - sent;
+    ri->ttfb = now_ns() - sent;
     ri->conn = std::move(c);
     co_return std::make_unique<client_response>(std::move(ri));
   }
