@@ -52,6 +52,13 @@ struct sse_event {
   bool done() const noexcept { return data == "[DONE]"; }
 };
 
+// An event as views (see sse_parser::next(sse_event&, sse_event_view&)).
+struct sse_event_view {
+  std::string_view event;
+  std::string_view data;
+  bool done() const noexcept { return data == "[DONE]"; }
+};
+
 // Incremental Server-Sent-Events parser: feed arbitrary byte splits, pull complete events.
 // Handles \n, \r\n and \r line ends, multi-line data, comments (": ping"), `id:`/`retry:` (ignored),
 // a leading BOM, and a size limit on a single event.
@@ -62,6 +69,10 @@ class sse_parser {
   bool feed(std::string_view bytes);
   // Moves the next complete event into `out`; false when none is complete yet.
   bool next(sse_event& out);
+  // The same without copying the common event: one `data:` line and its blank line, both already
+  // buffered, comes back as a view into the parser's buffer; any other event is assembled in
+  // `storage` and `out` views that. The views stay valid until the next next(), feed() or reset().
+  bool next(sse_event& storage, sse_event_view& out);
   // Bytes buffered but not yet part of a complete event.
   size_t pending_bytes() const noexcept { return buf_.size() - pos_; }
   bool failed() const noexcept { return failed_; }

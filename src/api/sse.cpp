@@ -85,6 +85,30 @@ bool sse_parser::next(sse_event& out) {
   return false;
 }
 
+bool sse_parser::next(sse_event& storage, sse_event_view& out) {
+  // Fast path: at the start of an event, a complete "data:<value>\n\n" with no '\r' in the line.
+  if (!failed_ && bom_checked_ && !pending_cr_ && !cur_has_data_ && cur_.event.empty()) {
+    std::string_view rest(buf_.data() + pos_, buf_.size() - pos_);
+    if (rest.size() > 6 && rest.starts_with("data:")) {
+      const char* base = rest.data();
+      const char* nl = static_cast<const char*>(std::memchr(base, '\n', rest.size()));
+      if (nl && static_cast<size_t>(nl - base) + 1 < rest.size() && nl[1] == '\n' &&
+          !std::memchr(base, '\r', static_cast<size_t>(nl - base))) {
+        std::string_view value(base + 5, static_cast<size_t>(nl - base) - 5);
+        if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+        out.event = {};
+        out.data = value;
+        pos_ += static_cast<size_t>(nl - base) + 2;
+        return true;
+      }
+    }
+  }
+  if (!next(storage)) return false;
+  out.event = storage.event;
+  out.data = storage.data;
+  return true;
+}
+
 void append_sse_data(std::string& out, std::string_view json) {
   out.reserve(out.size() + json.size() + 8);
   out += "data: ";

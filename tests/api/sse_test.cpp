@@ -112,3 +112,59 @@ TEST(sse_parser, long_stream_stays_small) {
   EXPECT_EQ(n, 10000u);
   EXPECT_EQ(p.pending_bytes(), 0u);
 }
+
+namespace {
+// The events through next(storage, view), copied out as soon as they come.
+std::vector<sse_event> parse_split_views(std::string_view input, const std::vector<size_t>& cuts) {
+  sse_parser p;
+  std::vector<sse_event> out;
+  sse_event storage;
+  sse_event_view v;
+  size_t prev = 0;
+  auto drain = [&] {
+    while (p.next(storage, v)) out.push_back(sse_event{std::string(v.event), std::string(v.data)});
+  };
+  for (size_t c : cuts) {
+    p.feed(input.substr(prev, c - prev));
+    drain();
+    prev = c;
+  }
+  p.feed(input.substr(prev));
+  drain();
+  return out;
+}
+}  // namespace
+
+TEST(sse_parser, views_match_copies_at_every_split) {
+  std::string input = std::string(openai_stream) + std::string(anthropic_stream) + "\xEF\xBB\xBF" "data: bom-in-middle\n\n" +
+                      "data: a\n\n\ndata: b\n\nevent: e\ndata: c\n\ndata:\n\n";
+  auto whole = parse_split({input}, {});
+  EXPECT_TRUE(same(parse_split_views(input, {}), whole));
+  for (size_t i = 0; i <= input.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_TRUE(same(parse_split_views(input, {i}), whole));
+  }
+  std::vector<size_t> every;
+  for (size_t i = 1; i < input.size(); ++i) every.push_back(i);
+  EXPECT_TRUE(same(parse_split_views(input, every), whole));
+  // With a BOM at the start of the stream.
+  std::string bom = "\xEF\xBB\xBF" "data: x\n\n";
+  EXPECT_TRUE(same(parse_split_views(bom, {1}), parse_split(bom, {})));
+  ASSERT_EQ(parse_split_views(bom, {}).size(), 1u);
+  EXPECT_EQ(parse_split_views(bom, {})[0].data, "x");
+}
+
+TEST(sse_parser, view_of_a_complete_event_is_not_copied) {
+  sse_parser p;
+  sse_event storage;
+  sse_event_view v;
+  p.feed("data: {\"a\":1}\n\ndata: [DONE]\n\n");
+  ASSERT_TRUE(p.next(storage, v));
+  EXPECT_EQ(v.data, "{\"a\":1}");
+  EXPECT_TRUE(v.event.empty());
+  EXPECT_TRUE(storage.data.empty());  // a view into the parser's buffer
+  ASSERT_TRUE(p.next(storage, v));
+  EXPECT_TRUE(v.done());
+  EXPECT_FALSE(p.next(storage, v));
+  EXPECT_EQ(p.pending_bytes(), 0u);
+}
