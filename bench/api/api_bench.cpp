@@ -37,6 +37,87 @@ void bm_parse_openai_chunk(benchmark::State& s) {
 }
 BENCHMARK(bm_parse_openai_chunk);
 
+// The reference (simdjson On-Demand) that parse_openai_chunk_into() falls back to.
+void bm_parse_openai_chunk_reference(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  auto json = make_chat_chunk_json(meta(), d);
+  chunk c;
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_chunk_reference_into(json, c));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_parse_openai_chunk_reference);
+
+void bm_parse_openai_chunk_into(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  auto json = make_chat_chunk_json(meta(), d);
+  chunk c;
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_chunk_into(json, c));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_parse_openai_chunk_into);
+
+// The same through the per-stream parser (the repeated start of the chunk only compared).
+void bm_openai_chunk_parser(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  auto json = make_chat_chunk_json(meta(), d);
+  openai_chunk_parser p;
+  chunk c;
+  for (auto _ : s) benchmark::DoNotOptimize(p.parse_into(json, c));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_openai_chunk_parser);
+
+// A chunk with escapes and non-ASCII text in its content (the unescaping and UTF-8 check).
+void bm_parse_openai_chunk_into_escaped(benchmark::State& s) {
+  chunk_delta d;
+  d.content = "line \"one\"\n\u00e9t\u00e9 \xe2\x9c\x93 caf\xc3\xa9";
+  auto json = make_chat_chunk_json(meta(), d);
+  chunk c;
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_chunk_into(json, c));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_parse_openai_chunk_into_escaped);
+
+// What the OpenAI provider does per chunk: feed one read, take the event as a view, parse it into
+// a reused chunk.
+void bm_stream_chunk(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  std::string wire;
+  append_sse_data(wire, make_chat_chunk_json(meta(), d));
+  sse_parser p;
+  sse_event storage;
+  sse_event_view e;
+  openai_chunk_parser cp;
+  chunk c;
+  for (auto _ : s) {
+    p.feed(wire);
+    while (p.next(storage, e)) benchmark::DoNotOptimize(cp.parse_into(e.data, c));
+  }
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * wire.size()));
+}
+BENCHMARK(bm_stream_chunk);
+
+// The same before: the event copied out, then parsed.
+void bm_stream_chunk_copying(benchmark::State& s) {
+  chunk_delta d;
+  d.content = " streaming";
+  std::string wire;
+  append_sse_data(wire, make_chat_chunk_json(meta(), d));
+  sse_parser p;
+  sse_event e;
+  chunk c;
+  for (auto _ : s) {
+    p.feed(wire);
+    while (p.next(e)) benchmark::DoNotOptimize(parse_openai_chunk_reference_into(e.data, c));
+  }
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * wire.size()));
+}
+BENCHMARK(bm_stream_chunk_copying);
+
 void bm_sse_parser_event(benchmark::State& s) {
   chunk_delta d;
   d.content = " streaming";

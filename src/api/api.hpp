@@ -145,6 +145,23 @@ chunk make_completion_chunk(const chunk_meta& m, std::string_view text, finish_r
 result<chunk> parse_openai_chunk(std::string_view data);
 // The same into an existing chunk, reusing its strings' buffers (for batches kept across reads).
 result<void> parse_openai_chunk_into(std::string_view data, chunk& out);
+// parse_openai_chunk_into() for the chunks of one stream, in order: it remembers the start of the
+// last chunk it scanned (the fields before "choices": id, object, created, model, the same in
+// every chunk of a stream) and, when the next chunk starts with the same bytes, only compares
+// them. The same results and errors as parse_openai_chunk_into().
+class openai_chunk_parser {
+ public:
+  result<void> parse_into(std::string_view data, chunk& out);
+  // For a new stream (keeps the buffer's memory).
+  void reset() noexcept { prefix_.clear(); }
+
+ private:
+  std::string prefix_;  // a start of a chunk the scanner took, up to a ',' between root fields
+};
+// The reference the three above fall back to for anything their single-pass scanner does not take
+// (every error, escaped keys, deep nesting, ...): the simdjson On-Demand reader. The same results
+// and errors by contract; for tests and the differential fuzz target.
+result<void> parse_openai_chunk_reference_into(std::string_view data, chunk& out);
 
 // The usage object of OpenAI JSON ({"prompt_tokens":..,"completion_tokens":..,
 // "prompt_tokens_details":{"cached_tokens":..}}), appended to out.

@@ -2,6 +2,9 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <bit>
+#include <cstring>
+
 #include "api/api.hpp"
 #include "api/json_util.hpp"
 
@@ -332,17 +335,483 @@ error bad_response(std::string_view why) {
 
 }  // namespace
 
+// ---- single-pass chunk scanner ------------------------------------------------------------------
+//
+// The common chunk shapes in one pass over the text, without the padded copy and the index that
+// the on-demand parser needs. It takes only what it checks completely: strictly valid JSON (UTF-8
+// checked when a string has bytes >= 0x80), keys without escapes, nesting below k_max_depth,
+// token counts as plain non-negative integers, no non-null "error". For those it extracts what
+// read_openai_object() does, in the same order (duplicate keys act the same: content appended,
+// the last finish_reason / usage wins). Anything else, and every error, goes to the reference
+// (run() returns false), so results and error messages are the reference's by construction; the
+// differential fuzz target (tests/fuzz/fuzz_chunk_diff.cpp) checks it.
+
+namespace {
+
+constexpr int k_max_depth = 32;
+
+constexpr uint64_t k_ones = 0x0101010101010101ull;
+constexpr uint64_t k_highs = 0x8080808080808080ull;
+
+// Bytes of w that are '"', '\\' or < 0x20 (the high bit of each such byte; the lowest one is exact,
+// which is all that is used).
+inline uint64_t string_stops(uint64_t w) noexcept {
+  auto zero = [](uint64_t v) { return (v - k_ones) & ~v & k_highs; };
+  return zero(w ^ (k_ones * '"')) | zero(w ^ (k_ones * '\\')) | ((w - k_ones * 0x20) & ~w & k_highs);
+}
+
+inline bool is_hex(char ch) noexcept {
+  return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
+}
+inline uint32_t hex_value(char ch) noexcept {
+  return ch <= '9' ? static_cast<uint32_t>(ch - '0') : static_cast<uint32_t>((ch | 0x20) - 'a' + 10);
+}
+inline uint32_t hex4(const char* p) noexcept {
+  return (hex_value(p[0]) << 12) | (hex_value(p[1]) << 8) | (hex_value(p[2]) << 4) | hex_value(p[3]);
+}
+inline bool is_digit(char ch) noexcept { return ch >= '0' && ch <= '9'; }
+
+// k == lit, with the length known at compile time (an inlined compare, not a memcmp call).
+template <size_t N>
+inline bool key_is(std::string_view k, const char (&lit)[N]) noexcept {
+  return k.size() == N - 1 && __builtin_memcmp(k.data(), lit, N - 1) == 0;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  char b[4];
+  size_t n;
+  if (cp < 0x80) {
+    b[0] = static_cast<char>(cp);
+    n = 1;
+  } else if (cp < 0x800) {
+    b[0] = static_cast<char>(0xC0 | (cp >> 6));
+    b[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    b[0] = static_cast<char>(0xE0 | (cp >> 12));
+    b[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    b[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    n = 3;
+  } else {
+    b[0] = static_cast<char>(0xF0 | (cp >> 18));
+    b[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    b[3] = static_cast<char>(0x80 | (cp & 0x3F));
+    n = 4;
+  }
+  out.append(b, n);
+}
+
+// Appends the unescaped text of a string body whose escapes scan_string() checked. False for an
+// unpaired surrogate (left to the reference).
+bool append_unescaped(std::string& out, std::string_view raw) {
+  const char* p = raw.data();
+  const char* end = p + raw.size();
+  while (p < end) {
+    const char* bs = static_cast<const char*>(std::memchr(p, '\\', static_cast<size_t>(end - p)));
+    if (!bs) {
+      out.append(p, end);
+      return true;
+    }
+    out.append(p, bs);
+    char e = bs[1];
+    p = bs + 2;
+    switch (e) {
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '/': out.push_back('/'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'n': out.push_back('\n'); break;
+      case 'r': out.push_back('\r'); break;
+      case 't': out.push_back('\t'); break;
+      default: {  // 'u' (scan_string() let nothing else through)
+        uint32_t cp = hex4(p);
+        p += 4;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return false;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return false;
+          uint32_t lo = hex4(p + 2);
+          if (lo < 0xDC00 || lo > 0xDFFF) return false;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          p += 6;
+        }
+        append_utf8(out, cp);
+      }
+    }
+  }
+  return true;
+}
+
+class chunk_scanner {
+ public:
+  chunk_scanner(std::string_view text, chunk& into) noexcept
+      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), c_(into) {}
+
+  // True: `c_` holds what the reference would have extracted. False: not taken; `c_` may hold
+  // partial results (the caller clears them). `resume`: the length of a start of the text known
+  // to be a checkpoint() of a text this scanner took (the scan goes on from there).
+  bool run(size_t resume = 0) {
+    bool extracted = false;  // a root field that changes `c_` came
+    if (resume == 0) {
+      ws();
+      if (!at('{')) return false;
+      ++p_;
+      ws();
+      if (at('}')) {
+        ++p_;
+        return finish(0);
+      }
+    } else {
+      p_ = begin_ + resume;
+      ws();
+    }
+    for (;;) {
+      if (!at('"')) return false;
+      std::string_view k;
+      if (!scan_string(k) || escaped_) return false;
+      ws();
+      if (!at(':')) return false;
+      ++p_;
+      ws();
+      if (key_is(k, "choices")) {
+        if (!at('[')) return false;
+        extracted = true;
+        if (!elements(2, [&](bool first) { return first ? at('{') && read_choice(3) : skip_value(3); }))
+          return false;
+      } else if (key_is(k, "usage")) {
+        extracted = true;
+        if (!read_usage(2)) return false;
+      } else if (key_is(k, "error")) {
+        if (!literal("null")) return false;  // a real error object: the reference words it
+      } else if (!skip_value(2)) {
+        return false;
+      }
+      ws();
+      if (at(',')) {
+        ++p_;
+        if (!extracted) checkpoint_ = static_cast<size_t>(p_ - begin_);
+        ws();
+      } else if (at('}')) {
+        ++p_;
+        return finish(resume);
+      } else {
+        return false;
+      }
+    }
+  }
+
+  // After a run() that returned true: the length of the text's start (up to a ',' between root
+  // fields) that only holds fields nothing is extracted from (id, object, created, model, ...);
+  // 0 if none. Another text with the same start may be scanned from there (run(checkpoint)).
+  size_t checkpoint() const noexcept { return checkpoint_; }
+
+ private:
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  chunk& c_;
+  uint64_t non_ascii_ = 0;  // OR of string bytes seen (only its high bits are used)
+  size_t checkpoint_ = 0;
+  bool escaped_ = false;    // the last scan_string() saw an escape
+
+  bool finish(size_t from) noexcept {
+    ws();
+    if (p_ != end_) return false;
+    // The start before `from` ends in ',' (ASCII), so checking the rest alone is enough.
+    if ((non_ascii_ & k_highs) != 0 && !simdjson::validate_utf8(begin_ + from, static_cast<size_t>(end_ - begin_) - from))
+      return false;
+    return true;
+  }
+
+  [[gnu::always_inline]] bool at(char ch) const noexcept { return p_ < end_ && *p_ == ch; }
+
+  // Whitespace: compact JSON has none, so one compare decides the common case inline.
+  [[gnu::always_inline]] void ws() noexcept {
+    if (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ') ws_slow();
+  }
+  void ws_slow() noexcept {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  [[gnu::always_inline]] bool literal(std::string_view lit) noexcept {
+    if (static_cast<size_t>(end_ - p_) < lit.size() || std::memcmp(p_, lit.data(), lit.size()) != 0) return false;
+    p_ += lit.size();
+    return true;
+  }
+
+  // At '"': the raw body (between the quotes); escaped_ says whether it has escapes. Checks the
+  // escapes and rejects control characters.
+  [[gnu::always_inline]] bool scan_string(std::string_view& raw) noexcept {
+    const char* s = p_ + 1;
+    const char* p = s;
+    uint64_t seen = 0;
+    escaped_ = false;
+    for (;;) {
+      while (std::endian::native == std::endian::little && end_ - p >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        if (uint64_t m = string_stops(w)) {
+          seen |= w;  // bytes past the stop too: at worst a needless UTF-8 check
+          p += std::countr_zero(m) / 8;
+          goto stop;
+        }
+        seen |= w;
+        p += 8;
+      }
+      while (p < end_ && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20) {
+        seen |= static_cast<unsigned char>(*p);
+        ++p;
+      }
+      if (p == end_) return false;
+    stop:
+      if (*p == '"') {
+        raw = std::string_view(s, static_cast<size_t>(p - s));
+        p_ = p + 1;
+        non_ascii_ |= seen;
+        return true;
+      }
+      if (!scan_escape(p)) return false;
+    }
+  }
+
+  // At '\\': past a valid escape; false for anything else (a control character, a cut escape).
+  bool scan_escape(const char*& p) noexcept {
+    if (*p != '\\' || end_ - p < 2) return false;
+    escaped_ = true;
+    switch (p[1]) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        p += 2;
+        return true;
+      case 'u':
+        if (end_ - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5])) return false;
+        p += 6;
+        return true;
+      default: return false;
+    }
+  }
+
+  bool skip_number() noexcept {
+    const char* p = p_;
+    if (p < end_ && *p == '-') ++p;
+    if (p == end_) return false;
+    if (*p == '0') {
+      ++p;
+    } else if (is_digit(*p)) {
+      while (p < end_ && is_digit(*p)) ++p;
+    } else {
+      return false;
+    }
+    if (p < end_ && *p == '.') {
+      ++p;
+      if (p == end_ || !is_digit(*p)) return false;
+      while (p < end_ && is_digit(*p)) ++p;
+    }
+    if (p < end_ && (*p == 'e' || *p == 'E')) {
+      ++p;
+      if (p < end_ && (*p == '+' || *p == '-')) ++p;
+      if (p == end_ || !is_digit(*p)) return false;
+      while (p < end_ && is_digit(*p)) ++p;
+    }
+    p_ = p;
+    return true;
+  }
+
+  // At '{': calls on_field(key) with p_ at each value; it must consume the value. Keys with
+  // escapes: only when skipping (any_key), else not taken.
+  template <bool any_key = false, class F>
+  bool fields(int depth, F&& on_field) {
+    if (depth > k_max_depth) return false;
+    ++p_;
+    ws();
+    if (at('}')) {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (!at('"')) return false;
+      std::string_view key;
+      if (!scan_string(key) || (!any_key && escaped_)) return false;
+      ws();
+      if (!at(':')) return false;
+      ++p_;
+      ws();
+      if (!on_field(key)) return false;
+      ws();
+      if (at(',')) {
+        ++p_;
+        ws();
+      } else if (at('}')) {
+        ++p_;
+        return true;
+      } else {
+        return false;
+      }
+    }
+  }
+
+  // At '[': calls on_element(is_first) with p_ at each element; it must consume the element.
+  template <class F>
+  bool elements(int depth, F&& on_element) {
+    if (depth > k_max_depth) return false;
+    ++p_;
+    ws();
+    if (at(']')) {
+      ++p_;
+      return true;
+    }
+    for (bool first = true;; first = false) {
+      if (!on_element(first)) return false;
+      ws();
+      if (at(',')) {
+        ++p_;
+        ws();
+      } else if (at(']')) {
+        ++p_;
+        return true;
+      } else {
+        return false;
+      }
+    }
+  }
+
+  bool skip_value(int depth) {
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '"': {
+        std::string_view raw;
+        return scan_string(raw);
+      }
+      case '{': return fields<true>(depth + 1, [&](std::string_view) { return skip_value(depth + 1); });
+      case '[': return elements(depth + 1, [&](bool) { return skip_value(depth + 1); });
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default: return skip_number();
+    }
+  }
+
+  // null, or a string appended (unescaped) to out.
+  bool read_opt_string(std::string& out) {
+    if (at('n')) return literal("null");
+    if (!at('"')) return false;
+    std::string_view raw;
+    if (!scan_string(raw)) return false;
+    if (!escaped_) {
+      out.append(raw);
+      return true;
+    }
+    return append_unescaped(out, raw);
+  }
+
+  // null (out unchanged), or a plain non-negative integer that fits int64.
+  bool read_count(int64_t& out) noexcept {
+    if (at('n')) return literal("null");
+    const char* p = p_;
+    int64_t v = 0;
+    if (p < end_ && *p == '0') {
+      ++p;
+    } else {
+      while (p < end_ && is_digit(*p) && p - p_ < 18) v = v * 10 + (*p++ - '0');
+      if (p == p_) return false;
+    }
+    if (p < end_ && (is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E')) return false;
+    out = v;
+    p_ = p;
+    return true;
+  }
+
+  bool read_choice(int depth) {
+    return fields(depth, [&](std::string_view k) {
+      if (key_is(k, "delta") || key_is(k, "message")) {
+        if (at('n')) return literal("null");
+        if (!at('{')) return false;
+        return fields(depth + 1, [&](std::string_view dk) {
+          if (key_is(dk, "content")) return read_opt_string(c_.content);
+          if (key_is(dk, "tool_calls") || key_is(dk, "function_call")) {
+            if (at('n')) return literal("null");
+            c_.has_tool_calls = true;
+          }
+          return skip_value(depth + 1);
+        });
+      }
+      if (key_is(k, "text")) return read_opt_string(c_.content);
+      if (key_is(k, "finish_reason")) {
+        if (at('n')) return literal("null");
+        if (!at('"')) return false;
+        std::string_view raw;
+        if (!scan_string(raw) || escaped_) return false;
+        c_.finish = finish_reason_from_name(raw);
+        return true;
+      }
+      return skip_value(depth);
+    });
+  }
+
+  bool read_usage(int depth) {
+    if (at('n')) return literal("null");
+    if (!at('{')) return false;
+    usage u;
+    bool ok = fields(depth, [&](std::string_view k) {
+      if (key_is(k, "prompt_tokens")) return read_count(u.prompt_tokens);
+      if (key_is(k, "completion_tokens")) return read_count(u.completion_tokens);
+      if (key_is(k, "prompt_tokens_details")) {
+        if (at('n')) return literal("null");
+        if (!at('{')) return false;
+        return fields(depth + 1, [&](std::string_view dk) {
+          if (key_is(dk, "cached_tokens")) return read_count(u.cached_prompt_tokens);
+          return skip_value(depth + 1);
+        });
+      }
+      return skip_value(depth);
+    });
+    if (!ok) return false;
+    c_.usage = u;
+    return true;
+  }
+};
+
+}  // namespace
+
 result<chunk> parse_openai_chunk(std::string_view data) {
   chunk c;
   if (auto r = parse_openai_chunk_into(data, c); !r) return r.error();
   return c;
 }
 
+namespace {
+void clear_parsed(chunk& c) noexcept {
+  c.content.clear();
+  c.finish = finish_reason::none;
+  c.usage.reset();
+  c.has_tool_calls = false;
+}
+}  // namespace
+
 result<void> parse_openai_chunk_into(std::string_view data, chunk& out) {
-  out.content.clear();
-  out.finish = finish_reason::none;
-  out.usage.reset();
-  out.has_tool_calls = false;
+  clear_parsed(out);
+  if (!chunk_scanner(data, out).run()) return parse_openai_chunk_reference_into(data, out);
+  out.json.assign(data);  // into the buffer it already has
+  return {};
+}
+
+result<void> openai_chunk_parser::parse_into(std::string_view data, chunk& out) {
+  clear_parsed(out);
+  // The fields before "choices" (id, object, created, model, ...) repeat in every chunk of a
+  // stream: when they match the last scanned chunk's, the scan starts after them.
+  size_t resume = !prefix_.empty() && data.starts_with(prefix_) ? prefix_.size() : 0;
+  chunk_scanner sc(data, out);
+  if (!sc.run(resume)) {
+    prefix_.clear();
+    return parse_openai_chunk_reference_into(data, out);
+  }
+  if (resume == 0) prefix_.assign(data.substr(0, sc.checkpoint()));
+  out.json.assign(data);
+  return {};
+}
+
+result<void> parse_openai_chunk_reference_into(std::string_view data, chunk& out) {
+  clear_parsed(out);
   openai_object o(out);
   if (auto r = read_openai_object(data, o, bad_chunk); !r) return r.error();
   if (o.is_error) return make_error(errc::upstream_error, std::move(o.upstream_message), 502);

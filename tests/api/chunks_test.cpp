@@ -104,3 +104,184 @@ TEST(parse_openai_chunk, errors) {
   EXPECT_FALSE(parse_openai_chunk("").has_value());
   EXPECT_FALSE(parse_openai_chunk(R"({"choices":[{"delta":{"content":"unterminated)").has_value());
 }
+
+// ---- the single-pass scanner against the simdjson reference ------------------------------------
+
+namespace {
+
+// Parses text with parse_openai_chunk_into(), the per-stream parser (fresh, and after a chunk with
+// the same start) and the reference; all must agree on success, error and every field.
+fp::result<chunk> parse_all_ways(std::string_view text) {
+  chunk ref;
+  ref.content = "stale";
+  auto r = parse_openai_chunk_reference_into(text, ref);
+  auto check = [&](const fp::result<void>& got, const chunk& c, const char* how) {
+    SCOPED_TRACE(how);
+    ASSERT_EQ(got.has_value(), r.has_value()) << text;
+    if (!r) {
+      EXPECT_EQ(got.error().code, r.error().code);
+      EXPECT_EQ(got.error().message, r.error().message);
+      EXPECT_EQ(got.error().http_status, r.error().http_status);
+      return;
+    }
+    EXPECT_EQ(c.json, ref.json);
+    EXPECT_EQ(c.content, ref.content);
+    EXPECT_EQ(c.finish, ref.finish);
+    EXPECT_EQ(c.has_tool_calls, ref.has_tool_calls);
+    ASSERT_EQ(c.usage.has_value(), ref.usage.has_value());
+    if (c.usage) {
+      EXPECT_EQ(c.usage->prompt_tokens, ref.usage->prompt_tokens);
+      EXPECT_EQ(c.usage->completion_tokens, ref.usage->completion_tokens);
+      EXPECT_EQ(c.usage->cached_prompt_tokens, ref.usage->cached_prompt_tokens);
+    }
+  };
+  chunk a;
+  a.content = "stale";
+  check(parse_openai_chunk_into(text, a), a, "parse_openai_chunk_into");
+  openai_chunk_parser p;
+  chunk b, primer;
+  check(p.parse_into(text, b), b, "openai_chunk_parser, first");
+  check(p.parse_into(text, b), b, "openai_chunk_parser, again");
+  (void)p.parse_into(R"({"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[]})", primer);
+  check(p.parse_into(text, b), b, "openai_chunk_parser, after another chunk");
+  if (!r) return r.error();
+  return ref;
+}
+
+std::string with_content(std::string_view raw_json_string_body) {
+  return std::string(R"({"id":"x","choices":[{"index":0,"delta":{"content":")") + std::string(raw_json_string_body) +
+         R"("},"finish_reason":null}]})";
+}
+
+}  // namespace
+
+TEST(parse_openai_chunk_scanner, escapes) {
+  auto a = parse_all_ways(with_content(R"(say \"hi\"\\ \/ \b\f\n\r\t)"));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->content, "say \"hi\"\\ / \b\f\n\r\t");
+  auto u = parse_all_ways(with_content(R"(\u00e9\u20AC\u0041\u0000z)"));
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->content, std::string("\xc3\xa9\xe2\x82\xac" "A\0z", 8));
+  auto pair = parse_all_ways(with_content(R"(\ud83d\ude00!)"));
+  ASSERT_TRUE(pair.has_value());
+  EXPECT_EQ(pair->content, "\xf0\x9f\x98\x80!");
+  auto raw = parse_all_ways(with_content("caf\xc3\xa9 \xe2\x9c\x93"));
+  ASSERT_TRUE(raw.has_value());
+  EXPECT_EQ(raw->content, "caf\xc3\xa9 \xe2\x9c\x93");
+  // Unpaired surrogates, bad escapes, raw control characters, invalid UTF-8: the reference decides.
+  for (std::string_view body : {R"(\ud800)", R"(\ud800x)", R"(\udc00)", R"(\ud83d\u0041)", R"(\x)", R"(\u12)",
+                                R"(\u12G4)", "a\x01" "b", "\xc3", "\xff", "\xed\xa0\x80"})
+    (void)parse_all_ways(with_content(body));
+  // Escapes in a skipped string and in a key.
+  ASSERT_TRUE(parse_all_ways(R"({"id":"\u0041\ud800","choices":[{"delta":{"content":"x"}}]})").has_value());
+  auto k = parse_all_ways(R"({"choices":[{"delta":{"cont\u0065nt":"k"}}]})");
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->content, "k");
+}
+
+TEST(parse_openai_chunk_scanner, shapes) {
+  // Whitespace everywhere, numbers of every form in skipped places, nested values in unexpected fields.
+  auto w = parse_all_ways(
+      " \t\r\n{ \"id\" : \"x\" ,\n \"created\" : -12.5e+3 , \"n\" : [0, -0, 1E9, 0.25, {\"a\":[[]]}, true, false, null] ,"
+      " \"choices\" : [ { \"delta\" : { \"content\" : \"a\" , \"x\" : { \"content\" : \"no\" } } , \"finish_reason\" : \"stop\" } ,"
+      " { \"delta\" : { \"content\" : \"second choice\" } } ] } \n");
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->content, "a");
+  EXPECT_EQ(w->finish, finish_reason::stop);
+  // Duplicate keys: whatever the reference does (content appended, the last finish_reason wins).
+  auto d = parse_all_ways(R"({"choices":[{"delta":{"content":"a","content":"b"},"text":"c","finish_reason":"stop","finish_reason":"length"}],"choices":[{"delta":{"content":"d"}}]})");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->content, "abcd");
+  EXPECT_EQ(d->finish, finish_reason::length);
+  (void)parse_all_ways(R"({"usage":{"prompt_tokens":1},"usage":null,"usage":{"completion_tokens":2}})");
+  // tool_calls / function_call: any non-null value counts.
+  EXPECT_TRUE(parse_all_ways(R"({"choices":[{"delta":{"tool_calls":[]}}]})")->has_tool_calls);
+  EXPECT_TRUE(parse_all_ways(R"({"choices":[{"message":{"function_call":0}}]})")->has_tool_calls);
+  EXPECT_FALSE(parse_all_ways(R"({"choices":[{"delta":{"tool_calls":null}}]})")->has_tool_calls);
+  // Usage: nulls, details, number forms the reference refuses.
+  auto u = parse_all_ways(R"({"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":null,"total_tokens":7,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":3}}})");
+  ASSERT_TRUE(u.has_value());
+  ASSERT_TRUE(u->usage);
+  EXPECT_EQ(u->usage->prompt_tokens, 7);
+  EXPECT_EQ(u->usage->completion_tokens, 0);
+  EXPECT_EQ(u->usage->cached_prompt_tokens, 3);
+  for (std::string_view t : {R"({"usage":{"prompt_tokens":1.0}})", R"({"usage":{"prompt_tokens":-1}})",
+                             R"({"usage":{"prompt_tokens":1e2}})", R"({"usage":{"prompt_tokens":"1"}})",
+                             R"({"usage":{"prompt_tokens":999999999999999999}})",
+                             R"({"usage":{"prompt_tokens":9223372036854775807}})",
+                             R"({"usage":{"prompt_tokens":9223372036854775808}})", R"({"usage":{"prompt_tokens":00}})",
+                             R"({"usage":{"prompt_tokens_details":[]}})", R"({"usage":[]})", R"({"usage":{"prompt_tokens_details":null}})"})
+    (void)parse_all_ways(t);
+  // Nesting deeper than the scanner takes.
+  std::string deep = R"({"x":)" + std::string(100, '[') + std::string(100, ']') + R"(,"choices":[{"text":"t"}]})";
+  ASSERT_TRUE(parse_all_ways(deep).has_value());
+  EXPECT_EQ(parse_all_ways(deep)->content, "t");
+  // Finish reasons, with an escape and unknown.
+  EXPECT_EQ(parse_all_ways(R"({"choices":[{"finish_reason":"st\u006fp"}]})")->finish, finish_reason::stop);
+  EXPECT_EQ(parse_all_ways(R"({"choices":[{"finish_reason":"function_call"}]})")->finish, finish_reason::tool_calls);
+  EXPECT_EQ(parse_all_ways(R"({"choices":[{"finish_reason":"eos"}]})")->finish, finish_reason::none);
+  EXPECT_TRUE(parse_all_ways("{}").has_value());
+  EXPECT_TRUE(parse_all_ways(R"({"error":null,"choices":[]})").has_value());
+}
+
+TEST(parse_openai_chunk_scanner, invalid_json_same_errors) {
+  for (std::string_view t :
+       {"", " ", "{", "}", "[]", "null", "\"s\"", "{\"choices\":[]", "{\"choices\":[]}x", "{\"choices\":[]},",
+        "{\"choices\":[],}", "{\"choices\" []}", "{choices:[]}", "{'a':1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}",
+        "{\"a\":-}", "{\"a\":1e}", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":[1,]}", "{\"a\":[1 2]}", "{\"a\":\"x}",
+        "{\"a\":\"x\\\"}", "{\"choices\":5}", "{\"choices\":[5]}", "{\"choices\":[null]}", "{\"choices\":[{\"delta\":5}]}",
+        "{\"choices\":[{\"delta\":{\"content\":5}}]}", "{\"choices\":[{\"text\":[]}]}",
+        "{\"choices\":[{\"finish_reason\":1}]}", "{\"error\":{\"message\":\"overloaded\"}}", "{\"error\":\"boom\"}",
+        "{\"choices\":[],\"error\":{\"message\":\"late\"}}", "{\"a\":1}\x00", "\xef\xbb\xbf{}", "{\"a\":\"\xc3\"}"}) {
+    (void)parse_all_ways(t);
+  }
+  auto e = parse_all_ways(R"({"id":"x","error":{"message":"overloaded","type":"server_error"}})");
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(e.error().message, "overloaded");
+}
+
+TEST(openai_chunk_parser, stream_of_chunks) {
+  chunk_meta m;
+  m.id = "chatcmpl-9";
+  m.created = 1700000001;
+  m.model = "gpt-4o";
+  m.system_fingerprint = "fp_1";
+  openai_chunk_parser p;
+  chunk c;
+  chunk_delta role;
+  role.role = "assistant";
+  role.content = "";
+  ASSERT_TRUE(p.parse_into(make_chat_chunk_json(m, role), c).has_value());
+  std::string all;
+  for (std::string_view piece : {"Hel", "lo \"", "w\xc3\xa9rld\"\n"}) {
+    chunk_delta d;
+    d.content = piece;
+    ASSERT_TRUE(p.parse_into(make_chat_chunk_json(m, d), c).has_value());
+    EXPECT_EQ(c.content, piece);
+    all += c.content;
+  }
+  EXPECT_EQ(all, "Hello \"w\xc3\xa9rld\"\n");
+  chunk_delta fin;
+  fin.finish = finish_reason::stop;
+  ASSERT_TRUE(p.parse_into(make_chat_chunk_json(m, fin), c).has_value());
+  EXPECT_EQ(c.finish, finish_reason::stop);
+  EXPECT_EQ(c.content, "");
+  ASSERT_TRUE(p.parse_into(make_usage_chunk_json(m, fp::api::usage{5, 4, 1}), c).has_value());
+  ASSERT_TRUE(c.usage);
+  EXPECT_EQ(c.usage->completion_tokens, 4);
+  // The same start followed by something invalid, and by an error object: still rejected.
+  std::string start = make_chat_chunk_json(m, fin);
+  start.resize(start.find("\"choices\""));
+  EXPECT_FALSE(p.parse_into(start + "\"choices\":[}", c).has_value());
+  auto e = p.parse_into(start + R"("error":{"message":"mid-stream failure"}})", c);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(e.error().message, "mid-stream failure");
+  // A different stream after reset().
+  p.reset();
+  m.id = "chatcmpl-10";
+  chunk_delta d;
+  d.content = "x";
+  ASSERT_TRUE(p.parse_into(make_chat_chunk_json(m, d), c).has_value());
+  EXPECT_EQ(c.content, "x");
+  EXPECT_EQ(c.json, make_chat_chunk_json(m, d));
+}
