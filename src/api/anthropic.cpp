@@ -94,7 +94,7 @@ finish_reason anthropic_stop_reason(std::string_view s) noexcept {
 }
 
 result<std::string> anthropic_request_json(const request& req, std::string_view upstream_model) {
-  const auto& in = req.body;
+  const auto& in = req.body();
   json::object out;
   out["model"] = upstream_model.empty() ? std::string_view(req.model) : upstream_model;
   json::array system;

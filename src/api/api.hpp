@@ -22,8 +22,14 @@ namespace fp::api {
 // Parses and validates a client request body (POST /v1/chat/completions or /v1/completions).
 // Malformed JSON -> errc::invalid_request whose message names the byte offset and line:col.
 // Wrong types of the fields the gateway reads -> errc::invalid_request naming the field.
-// The whole body object is kept in request::body for pass-through.
+// The body text is kept in request::raw_body for pass-through; request::body() builds the JSON
+// object from it on first use.
 result<request> parse_openai_request(std::string_view body, endpoint kind = endpoint::chat_completions);
+// The same, taking over the body's buffer (no copy).
+result<request> parse_owned_openai_request(std::string&& body, endpoint kind = endpoint::chat_completions);
+// The reference implementation the two above fall back to (the whole Boost.JSON tree, every
+// error worded); for tests and the differential fuzz target.
+result<request> parse_openai_request_reference(std::string_view body, endpoint kind = endpoint::chat_completions);
 
 // finish_reason from its OpenAI name ("stop", "length", "tool_calls", "content_filter",
 // "function_call" -> tool_calls); none for anything else.

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <memory>
 
+#include <simdjson.h>
+
 #include "api/api.hpp"
 #include "api/json_util.hpp"
 
@@ -192,6 +194,11 @@ class request_arena final : public boost::json::memory_resource {
   boost::json::monotonic_resource mono_{first_, inline_bytes};
 };
 
+// The body as a Boost.JSON tree in its own arena.
+result<boost::json::value> parse_body_tree(std::string_view body) {
+  return detail::parse_json(body, "The request body", boost::json::make_shared_resource<request_arena>());
+}
+
 // The top-level fields the parser reads, found in one pass over the body's members (instead of one
 // lookup, a scan of every member, per field).
 struct known_fields {
@@ -223,10 +230,11 @@ struct known_fields {
   }
 };
 
-}  // namespace
 
-result<request> parse_openai_request(std::string_view body, endpoint kind) {
-  auto parsed = detail::parse_json(body, "The request body", boost::json::make_shared_resource<request_arena>());
+// The reference path: the whole body as a Boost.JSON tree, every check with its OpenAI-style
+// message. Used when the fast path below declines (every error, and anything unusual).
+result<request> parse_with_tree(std::string_view body, endpoint kind) {
+  auto parsed = parse_body_tree(body);
   if (!parsed) return parsed.error();
   if (!parsed->is_object()) {
     return make_error(errc::invalid_request,
@@ -234,11 +242,9 @@ result<request> parse_openai_request(std::string_view body, endpoint kind) {
   }
   request r;
   r.kind = kind;
-  // Move-constructed in place (move-assigning would copy the tree out of the arena into the
-  // default resource: the two resources differ).
-  std::destroy_at(&r.body);
-  std::construct_at(&r.body, std::move(parsed->get_object()));
-  const known_fields o(r.body);
+  // Moved in (the object keeps the arena it was parsed into).
+  r.set_body(std::move(parsed->get_object()));
+  const known_fields o(r.body());
 
   auto* model = o.model;
   if (!model) return make_error(errc::invalid_request, "Missing required parameter: 'model'.");
@@ -265,6 +271,10 @@ result<request> parse_openai_request(std::string_view body, endpoint kind) {
       r.include_usage = iu->get_bool();
     }
   }
+  using st = request::raw_stream_fields::state;
+  r.raw_stream.stream = !o.stream ? st::absent : o.stream->is_null() ? st::is_null : r.stream ? st::is_true : st::is_false;
+  r.raw_stream.has_options = o.stream_options != nullptr;
+  r.raw_stream.include_usage = r.include_usage;
   for (auto [f, v] : {std::pair<std::string_view, const boost::json::value*>{"max_tokens", o.max_tokens},
                        {"max_completion_tokens", o.max_completion_tokens}}) {
     if (!v || v->is_null()) continue;
@@ -320,6 +330,244 @@ result<request> parse_openai_request(std::string_view body, endpoint kind) {
     return type_error("logprobs", "a boolean", *v);
   }
   return r;
+}
+
+// ---- the fast path -------------------------------------------------------------------------------
+// simdjson's DOM parser validates the body (a few times faster than building the Boost.JSON tree)
+// and the checked fields are read from its tape. It only ever accepts: anything it does not like
+// (invalid JSON, a failed check, a number at a limit, nesting deeper than fast_max_depth) declines
+// to the reference path, which then accepts or words the error exactly as before. The tree itself
+// is built on first use (request::body()). tests/fuzz/fuzz_api checks that whatever the fast path
+// accepts the reference path accepts with the same typed fields.
+
+namespace sj = simdjson::dom;
+constexpr size_t fast_max_depth = 64;
+constexpr size_t fast_max_bytes = 1 << 20;
+
+bool fast_integer(sj::element v, int64_t& out) noexcept {
+  switch (v.type()) {
+    case sj::element_type::INT64: out = v.get_int64().value_unsafe(); return true;
+    case sj::element_type::DOUBLE: {
+      double d = v.get_double().value_unsafe();
+      if (!(std::fabs(d) < 9.0e15) || std::floor(d) != d) return false;  // exact doubles only
+      out = static_cast<int64_t>(d);
+      return true;
+    }
+    default: return false;  // uint64 beyond int64 and non-numbers: the reference path decides
+  }
+}
+
+// A number strictly inside (lo, hi), or an integer at a limit; a decimal at a limit (0.0, 2.0) is
+// left to the reference path (its decimal parsing may round the last bit differently).
+bool fast_number_in(sj::element v, double lo, double hi, double& out) noexcept {
+  if (v.type() == sj::element_type::INT64) {
+    int64_t i = v.get_int64().value_unsafe();
+    out = static_cast<double>(i);
+    return out >= lo && out <= hi;
+  }
+  if (v.type() != sj::element_type::DOUBLE) return false;
+  out = v.get_double().value_unsafe();
+  return out > lo && out < hi;
+}
+
+bool is_null(sj::element v) noexcept { return v.type() == sj::element_type::NULL_VALUE; }
+
+bool fast_messages(sj::element v) noexcept {
+  sj::array arr;
+  if (v.get_array().get(arr) != simdjson::SUCCESS || arr.size() == 0) return false;
+  for (sj::element m : arr) {
+    sj::object o;
+    if (m.get_object().get(o) != simdjson::SUCCESS) return false;
+    std::string_view role;
+    bool has_role = false;
+    sj::element content, tool_calls;
+    bool has_content = false, has_tool_calls = false;
+    for (auto [k, fv] : o) {  // the last of duplicate keys wins, as in the tree
+      if (k == "role") {
+        has_role = true;
+        if (fv.get_string().get(role) != simdjson::SUCCESS) return false;
+      } else if (k == "content") {
+        has_content = true;
+        content = fv;
+      } else if (k == "tool_calls") {
+        has_tool_calls = true;
+        tool_calls = fv;
+      }
+    }
+    if (!has_role || !is_role(role)) return false;
+    if (has_content && !content.is_string() && !content.is_array() && !is_null(content)) return false;
+    if (has_tool_calls && !tool_calls.is_array() && !is_null(tool_calls)) return false;
+  }
+  return true;
+}
+
+bool fast_prompt(sj::element v) noexcept {
+  if (v.is_string()) return true;
+  sj::array arr;
+  if (v.get_array().get(arr) != simdjson::SUCCESS) return false;
+  for (sj::element e : arr) {
+    if (!e.is_string() && !e.is_int64() && !e.is_array()) return false;
+  }
+  return true;
+}
+
+// Fills r's typed fields from a padded body (SIMDJSON_PADDING readable bytes past its end).
+bool fast_parse(const char* data, size_t size, endpoint kind, request& r) noexcept {
+  if (size > fast_max_bytes) return false;  // bounds the per-thread parser's memory
+  thread_local sj::parser parser;
+  if (parser.max_depth() != fast_max_depth && parser.allocate(4096, fast_max_depth) != simdjson::SUCCESS) return false;
+  sj::element root;
+  if (parser.parse(data, size, false).get(root) != simdjson::SUCCESS) return false;
+  sj::object top;
+  if (root.get_object().get(top) != simdjson::SUCCESS) return false;
+  struct field {
+    sj::element v;
+    bool set = false;
+    void operator=(sj::element e) noexcept { v = e, set = true; }
+    bool given() const noexcept { return set && !is_null(v); }  // present and not null
+  };
+  field model, messages, prompt, stream, stream_options, max_tokens, max_completion_tokens, temperature,
+      top_p, seed, n, stop, tools, tool_choice, response_format, logprobs;
+  for (auto [k, v] : top) {
+    switch (k.size()) {
+      case 1: if (k == "n") n = v; break;
+      case 4: if (k == "seed") seed = v; else if (k == "stop") stop = v; break;
+      case 5: if (k == "model") model = v; else if (k == "top_p") top_p = v; else if (k == "tools") tools = v; break;
+      case 6: if (k == "stream") stream = v; else if (k == "prompt") prompt = v; break;
+      case 8: if (k == "messages") messages = v; else if (k == "logprobs") logprobs = v; break;
+      case 10: if (k == "max_tokens") max_tokens = v; break;
+      case 11: if (k == "temperature") temperature = v; else if (k == "tool_choice") tool_choice = v; break;
+      case 14: if (k == "stream_options") stream_options = v; break;
+      case 15: if (k == "response_format") response_format = v; break;
+      case 21: if (k == "max_completion_tokens") max_completion_tokens = v; break;
+      default: break;
+    }
+  }
+  std::string_view m;
+  if (!model.set || model.v.get_string().get(m) != simdjson::SUCCESS || m.empty()) return false;
+  if (kind == endpoint::chat_completions) {
+    if (!messages.set || !fast_messages(messages.v)) return false;
+  } else if (prompt.given() && !fast_prompt(prompt.v)) {
+    return false;
+  }
+  if (stream.given() && stream.v.get_bool().get(r.stream) != simdjson::SUCCESS) return false;
+  if (stream_options.given()) {
+    sj::object so;
+    if (stream_options.v.get_object().get(so) != simdjson::SUCCESS) return false;
+    field iu;
+    for (auto [k, v] : so) {
+      if (k == "include_usage") iu = v;
+    }
+    if (iu.given() && iu.v.get_bool().get(r.include_usage) != simdjson::SUCCESS) return false;
+  }
+  using st = request::raw_stream_fields::state;
+  r.raw_stream.stream = !stream.set ? st::absent : is_null(stream.v) ? st::is_null : r.stream ? st::is_true : st::is_false;
+  r.raw_stream.has_options = stream_options.set;
+  r.raw_stream.include_usage = r.include_usage;
+  int64_t i = 0;
+  if (max_tokens.given()) {
+    if (!fast_integer(max_tokens.v, i) || i < 1) return false;
+    r.max_tokens = i;
+  }
+  if (max_completion_tokens.given()) {
+    if (!fast_integer(max_completion_tokens.v, i) || i < 1) return false;
+    r.max_tokens = i;
+  }
+  double d = 0;
+  if (temperature.given()) {
+    if (!fast_number_in(temperature.v, 0, 2, d)) return false;
+    r.temperature = d;
+  }
+  if (top_p.given() && !fast_number_in(top_p.v, 0, 1, d)) return false;
+  if (seed.given()) {
+    if (!fast_integer(seed.v, i)) return false;
+    r.seed = i;
+  }
+  if (n.given()) {
+    if (!fast_integer(n.v, i) || i < 1 || i > 128) return false;
+    r.n = i;
+  }
+  if (stop.given()) {
+    if (sj::array a; stop.v.get_array().get(a) == simdjson::SUCCESS) {
+      for (sj::element s : a) {
+        if (!s.is_string()) return false;
+      }
+    } else if (!stop.v.is_string()) {
+      return false;
+    }
+  }
+  if (tools.given()) {
+    sj::array a;
+    if (tools.v.get_array().get(a) != simdjson::SUCCESS) return false;
+    for (sj::element t : a) {
+      if (!t.is_object()) return false;
+    }
+  }
+  if (tool_choice.given() && !tool_choice.v.is_string() && !tool_choice.v.is_object()) return false;
+  if (response_format.given() && !response_format.v.is_object()) return false;
+  if (logprobs.given() && !logprobs.v.is_bool() && kind == endpoint::chat_completions) return false;
+  r.model.assign(m);
+  return true;
+}
+
+result<request> parse_padded(std::string&& body, endpoint kind) {
+  request r;
+  r.kind = kind;
+  if (fast_parse(body.data(), body.size(), kind, r)) {
+    r.raw_body = std::move(body);
+    return r;
+  }
+  auto slow = parse_with_tree(body, kind);
+  if (slow) slow->raw_body = std::move(body);
+  return slow;
+}
+
+}  // namespace
+
+result<request> parse_owned_openai_request(std::string&& body, endpoint kind) {
+  if (body.capacity() - body.size() < simdjson::SIMDJSON_PADDING) body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  return parse_padded(std::move(body), kind);
+}
+
+result<request> parse_openai_request(std::string_view body, endpoint kind) {
+  std::string b;
+  b.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  b.assign(body);
+  return parse_padded(std::move(b), kind);
+}
+
+result<request> parse_openai_request_reference(std::string_view body, endpoint kind) {
+  auto r = parse_with_tree(body, kind);
+  if (r) r->raw_body.assign(body);
+  return r;
+}
+
+// ---- request's body tree --------------------------------------------------------------------------
+
+const boost::json::object& request::body() const {
+  if (!body_) {
+    // raw_body was validated when the request was parsed, so this does not fail; if a caller put
+    // something else there, the body is empty rather than half-built.
+    result<boost::json::value> v = make_error(errc::invalid_request, "no body");
+    if (!raw_body.empty()) v = parse_body_tree(raw_body);
+    if (v && v->is_object()) {
+      body_.emplace(std::move(v->get_object()));  // move-constructed: keeps the arena
+    } else {
+      body_.emplace();
+    }
+  }
+  return *body_;
+}
+
+boost::json::object& request::mutable_body() {
+  (void)body();
+  raw_body.clear();
+  return *body_;
+}
+
+void request::set_body(boost::json::object b) {
+  body_.emplace(std::move(b));
+  raw_body.clear();
 }
 
 }  // namespace fp::api

@@ -29,12 +29,12 @@ struct usage {
 
 enum class endpoint { chat_completions, completions };
 
-// A client request, normalised to the OpenAI chat/completions shape. `body` keeps every field the
-// client sent (unknown ones are passed through to OpenAI-compatible upstreams untouched); the
-// typed fields are the ones the pipeline reads, extracted once at parse time.
+// A client request, normalised to the OpenAI chat/completions shape. The typed fields are the ones
+// the pipeline reads, extracted once at parse time. body() is every field the client sent (unknown
+// ones are passed through to OpenAI-compatible upstreams untouched) as a JSON object, built from
+// raw_body on first use: a request that is only forwarded never builds it.
 struct request {
   endpoint kind = endpoint::chat_completions;
-  boost::json::object body;
   std::string model;          // as the client asked (may be a routing alias)
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
@@ -42,10 +42,29 @@ struct request {
   std::optional<double> temperature;
   std::optional<int64_t> seed;
   int64_t n = 1;
-  // The client's body text, exactly as received, while `body` still says the same: an
-  // OpenAI-compatible provider then forwards these bytes instead of re-serialising `body`.
-  // Anything that changes `body` (or the model sent upstream) must clear it.
+  // What raw_body itself says about streaming (unlike `stream`, which callers may change for an
+  // upstream call): an OpenAI-compatible provider forwards raw_body only when it says what that
+  // call needs.
+  struct raw_stream_fields {
+    enum class state : uint8_t { absent, is_false, is_true, is_null };
+    state stream = state::absent;  // "stream"
+    bool has_options = false;      // "stream_options" present, with any value
+    bool include_usage = false;    // stream_options.include_usage is true
+  } raw_stream;
+  // The client's body text, exactly as received, while the body is unchanged: an
+  // OpenAI-compatible provider then forwards these bytes instead of re-serialising body().
+  // mutable_body() and set_body() clear it.
   std::string raw_body;
+
+  // The body object (parsed from raw_body the first time; an empty object if there is neither).
+  const boost::json::object& body() const;
+  // The body for changing: raw_body no longer says the same and is cleared.
+  boost::json::object& mutable_body();
+  void set_body(boost::json::object b);
+  bool body_built() const noexcept { return body_.has_value(); }
+
+ private:
+  mutable std::optional<boost::json::object> body_;
 };
 
 // One streamed event, always in OpenAI `chat.completion.chunk` (or `text_completion`) form, however

@@ -145,7 +145,7 @@ json::value normalise_content(const json::value& c) {
 
 json::object normalised(const api::request& req, std::string_view upstream_model, bool blank_last_user) {
   json::object o;
-  for (const auto& p : req.body) {
+  for (const auto& p : req.body()) {
     std::string_view k = p.key();
     if (ignored_field(k)) continue;
     if (k == "max_completion_tokens") {
@@ -223,12 +223,14 @@ key semantic_scope(const api::request& req, std::string_view upstream_model, std
 
 std::optional<std::string> final_user_text(const api::request& req) {
   if (req.kind == api::endpoint::completions) {
-    auto p = req.body.find("prompt");
-    if (p != req.body.end() && p->value().is_string()) return std::string(p->value().get_string());
+    const auto& body = req.body();
+    auto p = body.find("prompt");
+    if (p != body.end() && p->value().is_string()) return std::string(p->value().get_string());
     return std::nullopt;
   }
-  auto m = req.body.find("messages");
-  if (m == req.body.end() || !m->value().is_array() || m->value().get_array().empty()) return std::nullopt;
+  const auto& body = req.body();
+  auto m = body.find("messages");
+  if (m == body.end() || !m->value().is_array() || m->value().get_array().empty()) return std::nullopt;
   const auto& last = m->value().get_array().back();
   if (!last.is_object()) return std::nullopt;
   const auto& o = last.get_object();

@@ -448,14 +448,13 @@ awaitable<void> pipeline::handle(http::request& req, http::responder& res) {
     co_return;
   }
 
-  auto parsed = api::parse_openai_request(req.body, kind);
+  auto parsed = api::parse_owned_openai_request(std::move(req.body), kind);
   if (!parsed) {
     auto e = parsed.error();
     co_await respond_error(res, e);
     finish_log(nullptr, req, e.status(), false, 0, &e, nullptr);
     co_return;
   }
-  parsed->raw_body = std::move(req.body);  // forwarded as is while nothing changes the request
   request_context ctx{req, std::move(*parsed), std::move(api_key), {}, {}, {}, {}, {}, {}, {}, {}};
   ctx.t.received_ns = req.received_ns;
   {

@@ -428,6 +428,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
         head_.content_length > buffered())
       return false;
     const size_t want = static_cast<size_t>(head_.content_length);
+    req_.body.reserve(want + request::body_slack);
     req_.body.assign(in.data(), want);
     in.begin += want;
     return true;
@@ -454,6 +455,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
         co_return body_error{413, fmt::format("request body larger than {} bytes", o.max_body_bytes)};
       const size_t want = static_cast<size_t>(head_.content_length);
       const size_t have = std::min(want, buffered());
+      body.reserve(want + request::body_slack);
       body.assign(in.data(), have);
       in.begin += have;
       if (have < want) {

@@ -248,7 +248,7 @@ class local_provider final : public provider {
  private:
   // Request -> prompt ids and sampling parameters (on the caller's thread; cheap).
   result<void> prepare(const api::request& req, engine::generate_request& g) const {
-    const auto& b = req.body;
+    const auto& b = req.body();
     std::string prompt;
     std::vector<std::string> stops = engine::chat_stop_strings(family_);
     bool add_bos = true;

@@ -143,7 +143,7 @@ result<mock_overrides> mock_overrides_from_body(const boost::json::object& body)
 mock_request_view mock_view_of_openai(const api::request& req, std::string& prompt, std::string& last_user) {
   mock_request_view v;
   v.max_tokens = req.max_tokens;
-  const auto& b = req.body;
+  const auto& b = req.body();
   if (auto* msgs = b.if_contains("messages"); msgs && msgs->is_array()) {
     for (const auto& mv : msgs->get_array()) {
       if (!mv.is_object()) continue;

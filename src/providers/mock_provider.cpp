@@ -23,7 +23,7 @@ class mock_provider final : public provider {
 
   asio::awaitable<result<api::usage>> stream(const api::request& req, const call_options& opts, chunk_sink& sink,
                                              call_stats& stats) override {
-    auto ov = mock_overrides_from_body(req.body);
+    auto ov = mock_overrides_from_body(req.body());
     if (!ov) co_return ov.error();
     std::string prompt, last_user;
     auto view = mock_view_of_openai(req, prompt, last_user);

@@ -655,7 +655,7 @@ asio::awaitable<bool> handle_completion(tcp::socket& sock, const http::request<h
     auto r = api::parse_openai_request(req.body(), chat ? api::endpoint::chat_completions : api::endpoint::completions);
     if (!r) co_return co_await fail(400, r.error().message);
     oreq = std::move(*r);
-    body = &oreq->body;
+    body = &oreq->body();
     view = mock_view_of_openai(*oreq, prompt, last_user);
   }
   auto ov = mock_overrides_from_body(*body);

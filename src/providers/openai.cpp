@@ -51,19 +51,17 @@ class openai_provider final : public provider {
                                               std::string& scratch) const {
     if (req.raw_body.empty()) return std::nullopt;
     if (!opts.upstream_model.empty() && opts.upstream_model != req.model) return std::nullopt;
-    const auto* so = req.body.if_contains("stream_options");
-    const auto* st = req.body.if_contains("stream");
+    const auto& rs = req.raw_stream;
     if (!stream) {
       // An explicit "stream":false says the same as no field (clients and SDKs send it on every
       // call); stream_options, or a null stream, still go through the rebuild that drops them.
-      if (so || (st && *st != false)) return std::nullopt;
+      using st = api::request::raw_stream_fields::state;
+      if ((rs.stream != st::absent && rs.stream != st::is_false) || rs.has_options) return std::nullopt;
       return std::string_view(req.raw_body);
     }
-    if (!st || *st != true) return std::nullopt;
-    if (!spec_.request_usage || (so && so->is_object() && so->as_object().if_contains("include_usage") &&
-                                 so->as_object().at("include_usage") == true))
-      return std::string_view(req.raw_body);
-    if (so) return std::nullopt;
+    if (rs.stream != api::request::raw_stream_fields::state::is_true) return std::nullopt;
+    if (!spec_.request_usage || rs.include_usage) return std::string_view(req.raw_body);
+    if (rs.has_options) return std::nullopt;
     auto brace = req.raw_body.find('{');
     if (brace == std::string::npos) return std::nullopt;
     static constexpr std::string_view usage_opt = "\"stream_options\":{\"include_usage\":true},";
@@ -83,7 +81,7 @@ class openai_provider final : public provider {
   }
 
   std::string rebuild(const api::request& req, const call_options& opts, bool stream) const {
-    boost::json::object body = req.body;
+    boost::json::object body = req.body();
     if (!opts.upstream_model.empty()) body["model"] = opts.upstream_model;
     if (stream) {
       body["stream"] = true;

@@ -276,7 +276,7 @@ class routing_stage final : public gateway::request_stage {
     auto& e = *e_;
     const auto* alias = e.cfg.find_alias(ctx.req.model);
     if (!alias && !e.limits_enabled()) co_return result<void>{};
-    request_text rt = extract_request_text(ctx.req.body);
+    request_text rt = extract_request_text(ctx.req.body());
 
     if (e.limits_enabled()) {
       std::string id = key_id(ctx.api_key.empty() ? std::string_view("anonymous") : std::string_view(ctx.api_key));
@@ -307,8 +307,7 @@ class routing_stage final : public gateway::request_stage {
       const tier& t = alias->tiers.pick(s.score);
       e.decision_counter(alias->name, t.name).inc();
       ctx.req.model = t.model;
-      ctx.req.body["model"] = t.model;
-      ctx.req.raw_body.clear();  // the body changed
+      ctx.req.mutable_body()["model"] = t.model;  // (raw_body no longer says the same: cleared)
       if (e.cfg.route_header)
         add_or_extend_header(ctx.response_headers, "x-fastpath-route",
                              fmt::format("model={} score={:.2f} reasons={}", t.model, s.score, s.reasons_joined()));
@@ -466,7 +465,7 @@ class router_impl final : public gateway::router {
       std::vector<uint8_t> excluded(group.size(), 0);
       uint64_t pkey = 0;
       if (mg && mg->mode == balance_mode::prefix_affinity)
-        pkey = prefix_key(ctx.req.body, e.cfg.affinity.prefix_bytes, e.cfg.affinity.min_bytes);
+        pkey = prefix_key(ctx.req.body(), e.cfg.affinity.prefix_bytes, e.cfg.affinity.min_bytes);
 
       for (;;) {
         if (attempts >= e.cfg.retries.max_attempts) co_return finish(ctx, last, attempts, hedged_any);
@@ -533,7 +532,7 @@ class router_impl final : public gateway::router {
       std::vector<uint8_t> excluded(group.size(), 0);
       uint64_t pkey = 0;
       if (mg && mg->mode == balance_mode::prefix_affinity)
-        pkey = prefix_key(ctx.req.body, e.cfg.affinity.prefix_bytes, e.cfg.affinity.min_bytes);
+        pkey = prefix_key(ctx.req.body(), e.cfg.affinity.prefix_bytes, e.cfg.affinity.min_bytes);
       for (;;) {
         if (attempts >= e.cfg.retries.max_attempts) co_return last;
         int64_t now = e.now();

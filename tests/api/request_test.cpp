@@ -16,8 +16,8 @@ TEST(parse_openai_request, extracts_typed_fields_and_keeps_body) {
   EXPECT_DOUBLE_EQ(*r->temperature, 0.5);
   EXPECT_EQ(r->seed, 7);
   EXPECT_EQ(r->n, 2);
-  EXPECT_TRUE(r->body.contains("custom_field"));
-  EXPECT_TRUE(r->body.contains("logit_bias"));
+  EXPECT_TRUE(r->body().contains("custom_field"));
+  EXPECT_TRUE(r->body().contains("logit_bias"));
 }
 
 TEST(parse_openai_request, max_completion_tokens_wins) {
@@ -123,23 +123,24 @@ TEST(parse_openai_request, body_copies_outlive_and_diverge_from_the_original) {
   auto r = parse_openai_request(R"({"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":")" +
                                 big + R"("}],"metadata":{"a":[1,2,3]}})");
   ASSERT_TRUE(r.has_value()) << r.error().message;
+  (void)r->body();  // the tree built before the copy: the copy shares its arena
   request copy = *r;
   {
     request moved = std::move(*r);
-    moved.body["model"] = "changed";
-    moved.body["extra"] = boost::json::array{1, 2};
-    EXPECT_EQ(moved.body.at("model").as_string(), "changed");
+    moved.mutable_body()["model"] = "changed";
+    moved.mutable_body()["extra"] = boost::json::array{1, 2};
+    EXPECT_EQ(moved.body().at("model").as_string(), "changed");
   }
   r = fp::make_error(fp::errc::internal, "dropped");  // the original is gone
-  copy.body["model"] = "copy";
-  EXPECT_EQ(copy.body.at("model").as_string(), "copy");
-  EXPECT_FALSE(copy.body.contains("extra"));
-  const auto& msgs = copy.body.at("messages").as_array();
+  copy.mutable_body()["model"] = "copy";
+  EXPECT_EQ(copy.body().at("model").as_string(), "copy");
+  EXPECT_FALSE(copy.body().contains("extra"));
+  const auto& msgs = copy.body().at("messages").as_array();
   ASSERT_EQ(msgs.size(), 2u);
   EXPECT_EQ(msgs[1].as_object().at("content").as_string().size(), big.size());
-  EXPECT_EQ(copy.body.at("metadata").as_object().at("a").as_array().size(), 3u);
+  EXPECT_EQ(copy.body().at("metadata").as_object().at("a").as_array().size(), 3u);
   boost::json::object assigned;
-  assigned = copy.body;  // copy-assignment into a default-storage object
+  assigned = copy.body();  // copy-assignment into a default-storage object
   copy = request{};
   EXPECT_EQ(assigned.at("model").as_string(), "copy");
 }
@@ -151,6 +152,111 @@ TEST(parse_openai_request, errors_after_a_successful_parse_do_not_disturb_it) {
   ASSERT_FALSE(bad.has_value());
   auto again = parse_openai_request(R"({"model":"n","messages":[{"role":"user","content":"hi"}]})");
   ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(ok->body.at("model").as_string(), "m");
-  EXPECT_EQ(again->body.at("model").as_string(), "n");
+  EXPECT_EQ(ok->body().at("model").as_string(), "m");
+  EXPECT_EQ(again->body().at("model").as_string(), "n");
+}
+
+// The body's tree is built on first use from raw_body (a request that is only forwarded never
+// builds it); changing it drops raw_body, which no longer says the same.
+TEST(parse_openai_request, body_tree_is_built_on_first_use) {
+  const std::string text = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":[1,{"y":null}]})";
+  auto r = parse_openai_request(text);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->raw_body, text);
+  EXPECT_FALSE(r->body_built());
+  EXPECT_EQ(r->body().at("x").as_array()[1].as_object().at("y"), nullptr);
+  EXPECT_TRUE(r->body_built());
+  EXPECT_EQ(r->raw_body, text);  // reading keeps it
+  r->mutable_body()["model"] = "n";
+  EXPECT_TRUE(r->raw_body.empty());
+  EXPECT_EQ(r->body().at("model").as_string(), "n");
+  r->set_body(boost::json::object{{"model", "o"}});
+  EXPECT_EQ(r->body().at("model").as_string(), "o");
+  request empty;
+  EXPECT_TRUE(empty.body().empty());
+}
+
+TEST(parse_openai_request, owned_parse_takes_the_buffer) {
+  std::string text = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
+  text.reserve(text.size() + 64);
+  const char* buf = text.data();
+  auto r = parse_owned_openai_request(std::move(text));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->raw_body.data(), buf);  // no copy
+}
+
+TEST(parse_openai_request, raw_stream_describes_the_body_as_sent) {
+  using st = request::raw_stream_fields::state;
+  struct c {
+    const char* extra;
+    st stream;
+    bool options, include_usage;
+  } cases[] = {{"", st::absent, false, false},
+               {R"(,"stream":false)", st::is_false, false, false},
+               {R"(,"stream":true)", st::is_true, false, false},
+               {R"(,"stream":null,"stream_options":null)", st::is_null, true, false},
+               {R"(,"stream":true,"stream_options":{})", st::is_true, true, false},
+               {R"(,"stream":true,"stream_options":{"include_usage":true})", st::is_true, true, true},
+               {R"(,"stream":true,"stream_options":{"include_usage":false})", st::is_true, true, false}};
+  for (const auto& k : cases) {
+    std::string body = std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}])") + k.extra + "}";
+    for (auto* parse : {&parse_openai_request, &parse_openai_request_reference}) {
+      auto r = parse(body, endpoint::chat_completions);
+      ASSERT_TRUE(r.has_value()) << body;
+      EXPECT_EQ(r->raw_stream.stream, k.stream) << body;
+      EXPECT_EQ(r->raw_stream.has_options, k.options) << body;
+      EXPECT_EQ(r->raw_stream.include_usage, k.include_usage) << body;
+    }
+  }
+}
+
+// The fast path (simdjson) and the reference (Boost.JSON tree) agree on what they accept and on
+// every typed field, including where the fast path declines (deep nesting, numbers at a limit,
+// integers beyond int64, duplicate keys: the last wins).
+TEST(parse_openai_request, fast_path_agrees_with_the_reference) {
+  std::string deep = R"({"model":"m","messages":[{"role":"user","content":"x"}],"d":)" + std::string(100, '[') +
+                     std::string(100, ']') + "}";
+  std::string too_deep = R"({"model":"m","messages":[{"role":"user","content":"x"}],"d":)" + std::string(200, '[') +
+                         std::string(200, ']') + "}";
+  const std::string cases[] = {
+      R"({"model":"m","messages":[{"role":"user","content":"x"}]})",
+      R"({"model":"m","model":"n","messages":[{"role":"user","content":"x"}],"stream":false,"stream":true})",
+      R"({"model":"m","messages":[{"role":"user","content":"x","role":"bogus"}]})",
+      R"({"model":"m","messages":[{"role":"bogus","content":"x","role":"user"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":2.0,"top_p":0.0})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":2.0000000000000001})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1.99999999999999999999})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":18446744073709551615})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":-9223372036854775808})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1e3,"n":1.0})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":129})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"x":1e400})",
+      R"({"model":"m","messages":[{"role":"user","content":"\ud800"}]})",
+      "\xEF\xBB\xBF{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}]} x)",
+      R"({"model":"m","prompt":[1,-2,[3],"s"]})",
+      R"({"model":"m","prompt":[1.5]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":1})",
+      deep,
+      too_deep,
+  };
+  for (const auto& body : cases) {
+    for (auto kind : {endpoint::chat_completions, endpoint::completions}) {
+      auto fast = parse_openai_request(body, kind);
+      auto ref = parse_openai_request_reference(body, kind);
+      ASSERT_EQ(fast.has_value(), ref.has_value()) << body;
+      if (!fast) {
+        EXPECT_EQ(fast.error().message, ref.error().message) << body;
+        continue;
+      }
+      EXPECT_EQ(fast->model, ref->model) << body;
+      EXPECT_EQ(fast->stream, ref->stream) << body;
+      EXPECT_EQ(fast->max_tokens, ref->max_tokens) << body;
+      EXPECT_EQ(fast->temperature, ref->temperature) << body;
+      EXPECT_EQ(fast->seed, ref->seed) << body;
+      EXPECT_EQ(fast->n, ref->n) << body;
+      EXPECT_EQ(fast->body(), ref->body()) << body;
+    }
+  }
 }

@@ -17,7 +17,7 @@ fp::api::request chat(std::string_view body) {
 mock_plan plan_for(const std::string& profile, const fp::api::request& req, uint64_t seed, uint64_t seq) {
   std::string a, b;
   auto v = mock_view_of_openai(req, a, b);
-  auto o = mock_overrides_from_body(req.body);
+  auto o = mock_overrides_from_body(req.body());
   EXPECT_TRUE(o.has_value());
   return make_mock_plan(*find_mock_profile(profile), seed, seq, v, *o);
 }
@@ -110,5 +110,5 @@ TEST(mock_plan, tool_calls_and_overrides) {
   EXPECT_EQ(q.stall_ns, 7'000'000);
   auto bad = fp::api::parse_openai_request(R"({"model":"m","messages":[{"role":"user","content":"x"}],"mock":{"ttft_ms":"soon"}})");
   ASSERT_TRUE(bad.has_value());
-  EXPECT_FALSE(mock_overrides_from_body(bad->body).has_value());
+  EXPECT_FALSE(mock_overrides_from_body(bad->body()).has_value());
 }
