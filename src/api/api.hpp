@@ -73,18 +73,25 @@ class sse_parser {
   explicit sse_parser(size_t max_event_bytes = 8 << 20) : max_event_bytes_(max_event_bytes) {}
   // Appends bytes. Returns false once an event exceeded the size limit (the parser is then dead).
   bool feed(std::string_view bytes);
+  // The same without copying `bytes` when nothing is buffered: the parser reads them in place, so
+  // they must stay valid until next() returns false (it copies what is left of them then) or
+  // reset(). Views from next(storage, view) may point into them.
+  bool feed_view(std::string_view bytes);
   // Moves the next complete event into `out`; false when none is complete yet.
   bool next(sse_event& out);
   // The same without copying the common event: one `data:` line and its blank line, both already
   // buffered, comes back as a view into the parser's buffer; any other event is assembled in
-  // `storage` and `out` views that. The views stay valid until the next next(), feed() or reset().
+  // `storage` and `out` views that. The views stay valid until the next next(), feed() or reset()
+  // (and, after feed_view(), while its bytes are).
   bool next(sse_event& storage, sse_event_view& out);
   // Bytes buffered but not yet part of a complete event.
-  size_t pending_bytes() const noexcept { return buf_.size() - pos_; }
+  size_t pending_bytes() const noexcept { return (ext_on_ ? ext_.size() : buf_.size()) - pos_; }
   bool failed() const noexcept { return failed_; }
   // Back to the start of a new stream, keeping the buffers' memory.
   void reset() noexcept {
     buf_.clear();
+    ext_ = {};
+    ext_on_ = false;
     pos_ = 0;
     failed_ = false;
     bom_checked_ = false;
@@ -96,7 +103,11 @@ class sse_parser {
 
  private:
   std::string buf_;
-  size_t pos_ = 0;  // start of unconsumed bytes in buf_
+  std::string_view ext_;  // the bytes of a feed_view() being read in place (then buf_ is empty)
+  bool ext_on_ = false;
+  size_t pos_ = 0;  // start of unconsumed bytes in buf_ (in ext_ while ext_on_)
+
+  void absorb();
   size_t max_event_bytes_;
   bool failed_ = false;
   bool bom_checked_ = false;

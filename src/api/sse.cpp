@@ -5,8 +5,33 @@
 
 namespace fp::api {
 
+// Copies the unread rest of a feed_view()'s bytes into buf_ (the caller may drop them after).
+void sse_parser::absorb() {
+  if (!ext_on_) return;
+  buf_.assign(ext_.substr(pos_));
+  pos_ = 0;
+  ext_ = {};
+  ext_on_ = false;
+}
+
+bool sse_parser::feed_view(std::string_view bytes) {
+  if (failed_) return false;
+  if (ext_on_ || pos_ < buf_.size() || !bom_checked_) return feed(bytes);
+  // Nothing buffered: read the caller's bytes in place (the same size limit as feed()).
+  if (bytes.size() + cur_.data.size() + cur_.event.size() > max_event_bytes_) {
+    failed_ = true;
+    return false;
+  }
+  buf_.clear();
+  pos_ = 0;
+  ext_ = bytes;
+  ext_on_ = true;
+  return true;
+}
+
 bool sse_parser::feed(std::string_view bytes) {
   if (failed_) return false;
+  absorb();
   // Compact: drop consumed bytes before appending, so the buffer never grows without bound.
   if (pos_ > 0 && (pos_ >= buf_.size() || pos_ > 4096)) {
     buf_.erase(0, pos_);
@@ -26,6 +51,7 @@ bool sse_parser::feed(std::string_view bytes) {
 
 bool sse_parser::next(sse_event& out) {
   if (failed_) return false;
+  absorb();  // the line-by-line path works on buf_
   if (!bom_checked_) {
     // Fewer than 3 bytes seen: a partial BOM prefix must wait for more bytes.
     std::string_view rest(buf_.data() + pos_, buf_.size() - pos_);
@@ -88,7 +114,7 @@ bool sse_parser::next(sse_event& out) {
 bool sse_parser::next(sse_event& storage, sse_event_view& out) {
   // Fast path: at the start of an event, a complete "data:<value>\n\n" with no '\r' in the line.
   if (!failed_ && bom_checked_ && !pending_cr_ && !cur_has_data_ && cur_.event.empty()) {
-    std::string_view rest(buf_.data() + pos_, buf_.size() - pos_);
+    std::string_view rest = ext_on_ ? ext_.substr(pos_) : std::string_view(buf_).substr(pos_);
     if (rest.size() > 6 && rest.starts_with("data:")) {
       const char* base = rest.data();
       const char* nl = static_cast<const char*>(std::memchr(base, '\n', rest.size()));

@@ -115,7 +115,7 @@ TEST(sse_parser, long_stream_stays_small) {
 
 namespace {
 // The events through next(storage, view), copied out as soon as they come.
-std::vector<sse_event> parse_split_views(std::string_view input, const std::vector<size_t>& cuts) {
+std::vector<sse_event> parse_split_views(std::string_view input, const std::vector<size_t>& cuts, bool in_place) {
   sse_parser p;
   std::vector<sse_event> out;
   sse_event storage;
@@ -124,13 +124,19 @@ std::vector<sse_event> parse_split_views(std::string_view input, const std::vect
   auto drain = [&] {
     while (p.next(storage, v)) out.push_back(sse_event{std::string(v.event), std::string(v.data)});
   };
-  for (size_t c : cuts) {
-    p.feed(input.substr(prev, c - prev));
+  auto feed = [&](std::string_view bytes) {
+    // In place: a copy that goes away once next() said false, so reading it after would be caught
+    // (asan) or give wrong events.
+    std::string piece(bytes);
+    in_place ? p.feed_view(piece) : p.feed(piece);
     drain();
+    piece.assign(piece.size(), '#');
+  };
+  for (size_t c : cuts) {
+    feed(input.substr(prev, c - prev));
     prev = c;
   }
-  p.feed(input.substr(prev));
-  drain();
+  feed(input.substr(prev));
   return out;
 }
 }  // namespace
@@ -139,26 +145,30 @@ TEST(sse_parser, views_match_copies_at_every_split) {
   std::string input = std::string(openai_stream) + std::string(anthropic_stream) + "\xEF\xBB\xBF" "data: bom-in-middle\n\n" +
                       "data: a\n\n\ndata: b\n\nevent: e\ndata: c\n\ndata:\n\n";
   auto whole = parse_split({input}, {});
-  EXPECT_TRUE(same(parse_split_views(input, {}), whole));
-  for (size_t i = 0; i <= input.size(); ++i) {
-    SCOPED_TRACE(i);
-    EXPECT_TRUE(same(parse_split_views(input, {i}), whole));
+  for (bool in_place : {false, true}) {
+    SCOPED_TRACE(in_place);
+    EXPECT_TRUE(same(parse_split_views(input, {}, in_place), whole));
+    for (size_t i = 0; i <= input.size(); ++i) {
+      SCOPED_TRACE(i);
+      EXPECT_TRUE(same(parse_split_views(input, {i}, in_place), whole));
+    }
+    std::vector<size_t> every;
+    for (size_t i = 1; i < input.size(); ++i) every.push_back(i);
+    EXPECT_TRUE(same(parse_split_views(input, every, in_place), whole));
+    // With a BOM at the start of the stream.
+    std::string bom = "\xEF\xBB\xBF" "data: x\n\n";
+    EXPECT_TRUE(same(parse_split_views(bom, {1}, in_place), parse_split(bom, {})));
+    ASSERT_EQ(parse_split_views(bom, {}, in_place).size(), 1u);
+    EXPECT_EQ(parse_split_views(bom, {}, in_place)[0].data, "x");
   }
-  std::vector<size_t> every;
-  for (size_t i = 1; i < input.size(); ++i) every.push_back(i);
-  EXPECT_TRUE(same(parse_split_views(input, every), whole));
-  // With a BOM at the start of the stream.
-  std::string bom = "\xEF\xBB\xBF" "data: x\n\n";
-  EXPECT_TRUE(same(parse_split_views(bom, {1}), parse_split(bom, {})));
-  ASSERT_EQ(parse_split_views(bom, {}).size(), 1u);
-  EXPECT_EQ(parse_split_views(bom, {})[0].data, "x");
 }
 
 TEST(sse_parser, view_of_a_complete_event_is_not_copied) {
   sse_parser p;
   sse_event storage;
   sse_event_view v;
-  p.feed("data: {\"a\":1}\n\ndata: [DONE]\n\n");
+  std::string wire = "data: {\"a\":1}\n\ndata: [DONE]\n\n";
+  p.feed(wire);
   ASSERT_TRUE(p.next(storage, v));
   EXPECT_EQ(v.data, "{\"a\":1}");
   EXPECT_TRUE(v.event.empty());
@@ -167,4 +177,20 @@ TEST(sse_parser, view_of_a_complete_event_is_not_copied) {
   EXPECT_TRUE(v.done());
   EXPECT_FALSE(p.next(storage, v));
   EXPECT_EQ(p.pending_bytes(), 0u);
+  // In place: the views point into the fed bytes; a partial event is copied when next() says false.
+  std::string read = "data: x\n\ndata: part";
+  p.feed_view(read);
+  ASSERT_TRUE(p.next(storage, v));
+  EXPECT_EQ(v.data.data(), read.data() + 6);
+  EXPECT_FALSE(p.next(storage, v));
+  EXPECT_EQ(p.pending_bytes(), 10u);
+  read.assign(read.size(), '#');
+  p.feed_view("ial\n\n");
+  ASSERT_TRUE(p.next(storage, v));
+  EXPECT_EQ(v.data, "partial");
+  EXPECT_FALSE(p.next(storage, v));
+  // The size limit applies to in-place bytes as to copied ones.
+  sse_parser small(8);
+  EXPECT_FALSE(small.feed_view("data: 0123456789\n\n"));
+  EXPECT_TRUE(small.failed());
 }
