@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,6 +28,13 @@ class pipeline final : public http::handler {
 
  private:
   std::span<const deployment> gw_deployments(std::string_view model) const { return lookup_(model); }
+  boost::asio::awaitable<void> handle_other(http::request& req, http::responder& res);
+  std::optional<error> check_auth(const http::request& req, std::string& api_key) const;
+  std::optional<error> begin_request(http::request& req, api::endpoint kind, request_context& ctx);
+  boost::asio::awaitable<void> fail_request(request_context* ctx, const http::request& req, http::responder& res,
+                                            const error& e);
+  boost::asio::awaitable<void> handle_complete(request_context& ctx, http::responder& res);
+  boost::asio::awaitable<void> respond_complete(request_context& ctx, http::responder& res, const api::response& r);
   boost::asio::awaitable<void> handle_stream(request_context& ctx, http::responder& res);
   boost::asio::awaitable<void> handle_tokenize(http::request& req, http::responder& res, bool encode);
   boost::asio::awaitable<void> respond_json(http::responder& res, int status, std::string_view body,
