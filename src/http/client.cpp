@@ -86,83 +86,140 @@ constexpr size_t piece_bytes = 16384;      // the most one read_some hands over
 constexpr size_t max_head_bytes = 64 * 1024;  // a larger response head is an upstream error
 constexpr int64_t no_deadline = 0;
 
+struct pool;
+
 // One upstream connection: a plain socket or TLS over one, its read buffer, and its deadline.
-// Deadlines are lazy: every wait just stores `deadline_ns`; one timer per connection fires at
-// the earliest deadline it was armed for and re-arms itself if the deadline moved later, so a
-// request on a kept-alive connection normally touches no timer at all (Beast's tcp_stream armed
-// and cancelled one around every read).
+// Deadlines are lazy: every wait just stores `deadline_ns`, and its pool's sweep timer (one for all
+// the pool's connections) cancels the wait once it is due; a request on a kept-alive connection
+// normally touches no timer at all (Beast's tcp_stream armed and cancelled one around every read).
 struct connection {
   std::optional<tcp::socket> plain;
   std::optional<ssl::stream<tcp::socket>> tls;
-  net::steady_timer timer;
+  pool& owner;                        // the pool whose sweep watches deadline_ns
+  size_t slot = 0;                    // index in owner.conns
   int64_t deadline_ns = no_deadline;  // the current wait's deadline (steady clock); 0: none
-  int64_t armed_ns = 0;               // when the timer fires; 0: not armed
-  uint64_t timer_gen = 0;
-  bool timed_out = false;             // the timer cancelled the current wait
+  bool timed_out = false;             // the sweep cancelled the current wait
 
   read_buffer in;                 // bytes read and not yet used
   std::unique_ptr<char[]> piece;  // decoded chunked payload handed out by read_some
   std::string head_copy;          // the response head, kept while its body is read
   std::string out;                // the request head being written
 
-  explicit connection(const net::any_io_executor& ex) : timer(ex) {}
+  // A TLS stream when tls_ctx is set, a plain socket otherwise; registered with p's sweep.
+  connection(pool& p, const net::any_io_executor& ex, ssl::context* tls_ctx);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
   tcp::socket& sock() { return tls ? tls->next_layer() : *plain; }
 
-  void set_deadline(int64_t at) {
-    timed_out = false;
-    deadline_ns = at;
-    if (armed_ns != 0 && armed_ns <= at) return;  // the timer fires in time and re-arms
-    arm(at);
-  }
+  void set_deadline(int64_t at);
   void clear_deadline() { deadline_ns = no_deadline; }
-  // Parked in the pool: a pending timer would keep the io_context's run() from returning.
-  void idle() {
-    deadline_ns = no_deadline;
-    if (armed_ns != 0) {
-      armed_ns = 0;
-      ++timer_gen;
-      timer.cancel();
-    }
-  }
-
-  void arm(int64_t at) {
-    armed_ns = at;
-    uint64_t gen = ++timer_gen;
-    timer.expires_at(steady::time_point(std::chrono::nanoseconds(at)));
-    timer.async_wait([this, gen](const boost::system::error_code& ec) {
-      if (ec || gen != timer_gen) return;  // cancelled (connection closing) or re-armed earlier
-      armed_ns = 0;
-      if (deadline_ns == no_deadline) return;
-      if (now_ns() >= deadline_ns) {
-        deadline_ns = no_deadline;
-        timed_out = true;
-        boost::system::error_code ig;
-        sock().cancel(ig);  // the awaited operation ends with operation_aborted
-      } else {
-        arm(deadline_ns);
-      }
-    });
-  }
+  // Parked in the pool: no deadline, so a sweep that runs meanwhile leaves it alone.
+  void idle() { deadline_ns = no_deadline; }
 
   void close() {
     boost::system::error_code ig;
-    timer.cancel();
+    deadline_ns = no_deadline;
     sock().close(ig);
   }
 };
 
 // A per-thread pool: only touched from the thread (io_context) that owns it.
+//
+// Its sweep timer fires at the earliest deadline of its connections, but never more than
+// sweep_horizon_ns after it was armed: while requests run it wakes every few ms (and re-arms only
+// then, or when a wait with an earlier deadline starts), so parking a connection and taking it
+// again cost no timer operation; once nothing waits, it fires one last time and stays unarmed, so
+// a pending timer keeps io_context::run() from returning for at most the horizon.
 struct pool {
-  std::vector<std::unique_ptr<connection>> idle;
+  static constexpr int64_t sweep_horizon_ns = 5'000'000;
+
+  std::weak_ptr<void> owner_alive;  // the upstream that owns this pool (a sweep may outlive both)
+  std::vector<connection*> conns;  // every connection of this pool (idle, in use, connecting)
+  std::optional<net::steady_timer> sweep;  // exists while conns is not empty (on their executor)
+  int64_t sweep_at_ns = 0;                 // when the sweep fires; 0: not armed
+  uint64_t sweep_gen = 0;
+
   size_t open = 0;  // idle + in use
   std::deque<net::steady_timer*> waiters;
+  std::vector<std::unique_ptr<connection>> idle;  // (destroyed first: its connections leave conns)
+
   void wake_one() {
     if (!waiters.empty()) {
       waiters.front()->cancel();
       waiters.pop_front();
     }
   }
+
+  void add(connection& c, const net::any_io_executor& ex) {
+    if (conns.empty()) sweep.emplace(ex);
+    c.slot = conns.size();
+    conns.push_back(&c);
+  }
+  void remove(connection& c) {
+    conns[c.slot] = conns.back();
+    conns[c.slot]->slot = c.slot;
+    conns.pop_back();
+    if (conns.empty()) {  // (a pending wait ends as cancelled, one already due sees the gen)
+      sweep.reset();
+      sweep_at_ns = 0;
+      ++sweep_gen;
+    }
+  }
+
+  // A wait until `at` started on one of the connections.
+  void watch(int64_t at) {
+    if (sweep_at_ns != 0 && sweep_at_ns <= at) return;  // the sweep runs in time
+    arm(std::min(at, now_ns() + sweep_horizon_ns));
+  }
+
+  void arm(int64_t at) {
+    sweep_at_ns = at;
+    uint64_t gen = ++sweep_gen;
+    sweep->expires_at(steady::time_point(std::chrono::nanoseconds(at)));
+    sweep->async_wait([this, gen, alive = owner_alive](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled: re-armed, or the last connection gone
+      auto keep = alive.lock();
+      if (!keep || gen != sweep_gen) return;  // the pool is gone, or re-armed after this was due
+      sweep_at_ns = 0;
+      run_sweep();
+    });
+  }
+
+  // Cancels the waits that are due; re-arms for the next deadline if any wait remains.
+  void run_sweep() {
+    const int64_t now = now_ns();
+    int64_t next = INT64_MAX;
+    for (connection* c : conns) {
+      if (c->deadline_ns == no_deadline) continue;
+      if (now >= c->deadline_ns) {
+        c->deadline_ns = no_deadline;
+        c->timed_out = true;
+        boost::system::error_code ig;
+        c->sock().cancel(ig);  // the awaited operation ends with operation_aborted
+      } else {
+        next = std::min(next, c->deadline_ns);
+      }
+    }
+    if (next != INT64_MAX) arm(std::min(next, now + sweep_horizon_ns));
+  }
 };
+
+connection::connection(pool& p, const net::any_io_executor& ex, ssl::context* tls_ctx) : owner(p) {
+  if (tls_ctx) {
+    tls.emplace(ex, *tls_ctx);
+  } else {
+    plain.emplace(ex);
+  }
+  p.add(*this, ex);
+}
+connection::~connection() { owner.remove(*this); }
+
+void connection::set_deadline(int64_t at) {
+  timed_out = false;
+  deadline_ns = at;
+  owner.watch(at);
+}
 
 std::chrono::milliseconds until(steady::time_point deadline) {
   auto d = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
@@ -217,7 +274,10 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     {
       std::lock_guard lk(pools_mu);
       auto& p = pools[std::this_thread::get_id()];
-      if (!p) p = std::make_unique<pool>();
+      if (!p) {
+        p = std::make_unique<pool>();
+        p->owner_alive = weak_from_this();
+      }
       found = p.get();
     }
     cache[next++ % cache.size()] = {id, found};
@@ -265,20 +325,15 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     co_return eps;
   }
 
-  awaitable<result<std::unique_ptr<connection>>> connect(steady::time_point deadline) {
+  awaitable<result<std::unique_ptr<connection>>> connect(pool& p, steady::time_point deadline) {
     auto eps = co_await resolve(deadline);
     if (!eps) co_return eps.error();
     auto ex = co_await net::this_coro::executor;
-    auto c = std::make_unique<connection>(ex);
+    auto c = std::make_unique<connection>(p, ex, where.tls ? &*ssl_ctx : nullptr);
     // A burst of SSE events should arrive in one read (one wake-up, one write to the client).
     c->in.cap = 16 * 1024;
     c->in.buf.reset(new char[c->in.cap]);
     c->piece.reset(new char[piece_bytes]);
-    if (where.tls) {
-      c->tls.emplace(ex, *ssl_ctx);
-    } else {
-      c->plain.emplace(ex);
-    }
     auto& s = c->sock();
     c->set_deadline(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());
     boost::system::error_code ec = net::error::host_not_found;
@@ -615,7 +670,7 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
         reused = true;
       } else {
         ++p.open;
-        auto r = co_await up->connect(steady::now() + min_ms(t.connect, until(total_deadline_tp)));
+        auto r = co_await up->connect(p, steady::now() + min_ms(t.connect, until(total_deadline_tp)));
         if (!r) {
           up->release(p, nullptr, false);
           co_return r.error();
