@@ -43,12 +43,14 @@ class chunk_batch {
   size_t n_ = 0;
 };
 
-// An SSE parser and its event, kept per thread between streams (their buffers keep their
-// memory): a stream's parsing allocates nothing once a thread has streamed a few responses.
+// An SSE parser, its event and the stream's chunk parser, kept per thread between streams (their
+// buffers keep their memory): a stream's parsing allocates nothing once a thread has streamed a
+// few responses.
 class pooled_sse {
   struct state {
     api::sse_parser parser;
     api::sse_event ev;
+    api::openai_chunk_parser chunks;
   };
   using spares = thread_spares<std::unique_ptr<state>>;
 
@@ -60,6 +62,7 @@ class pooled_sse {
       s_->parser.reset();
       s_->ev.event.clear();
       s_->ev.data.clear();
+      s_->chunks.reset();
     }
   }
   ~pooled_sse() { spares::give(std::move(s_)); }
@@ -67,6 +70,7 @@ class pooled_sse {
   pooled_sse& operator=(const pooled_sse&) = delete;
   api::sse_parser& parser() noexcept { return s_->parser; }
   api::sse_event& event() noexcept { return s_->ev; }
+  api::openai_chunk_parser& chunks() noexcept { return s_->chunks; }
 
  private:
   std::unique_ptr<state> s_;
