@@ -46,8 +46,9 @@ void note_attempt(request_context& ctx, const deployment& d) {
 }
 }  // namespace
 
-awaitable<result<api::usage>> router::stream(request_context& ctx, std::span<const deployment> ds,
-                                             providers::chunk_sink& sink) {
+namespace {
+awaitable<result<api::usage>> stream_with_fallbacks(request_context& ctx, std::span<const deployment> ds,
+                                                    providers::chunk_sink& sink) {
   result<api::usage> r = make_error(errc::not_found, "no deployment");
   for (const auto& d : ds) {
     note_attempt(ctx, d);
@@ -58,7 +59,7 @@ awaitable<result<api::usage>> router::stream(request_context& ctx, std::span<con
   co_return r;
 }
 
-awaitable<result<api::response>> router::complete(request_context& ctx, std::span<const deployment> ds) {
+awaitable<result<api::response>> complete_with_fallbacks(request_context& ctx, std::span<const deployment> ds) {
   result<api::response> r = make_error(errc::not_found, "no deployment");
   for (const auto& d : ds) {
     note_attempt(ctx, d);
@@ -67,6 +68,24 @@ awaitable<result<api::response>> router::complete(request_context& ctx, std::spa
     if (r || !retryable(r.error())) co_return r;
   }
   co_return r;
+}
+}  // namespace
+
+// One deployment has nothing to fall back to: the provider's call itself, without a coroutine
+// frame of the router's around it (asio awaitables start when awaited, with these arguments).
+awaitable<result<api::usage>> router::stream(request_context& ctx, std::span<const deployment> ds,
+                                             providers::chunk_sink& sink) {
+  if (ds.size() != 1) return stream_with_fallbacks(ctx, ds, sink);
+  note_attempt(ctx, ds[0]);
+  ctx.stats = {};
+  return ds[0].p->stream(ctx.req, ds[0].opts, sink, ctx.stats);
+}
+
+awaitable<result<api::response>> router::complete(request_context& ctx, std::span<const deployment> ds) {
+  if (ds.size() != 1) return complete_with_fallbacks(ctx, ds);
+  note_attempt(ctx, ds[0]);
+  ctx.stats = {};
+  return ds[0].p->complete(ctx.req, ds[0].opts, ctx.stats);
 }
 
 // ---- latency accounting ---------------------------------------------------------------------------
@@ -524,10 +543,13 @@ awaitable<void> pipeline::handle_complete(request_context& ctx, http::responder&
     co_await fail_request(&ctx, req, res, r.error());
     co_return;
   }
-  co_await respond_complete(ctx, res, *r);
+  if (!respond_complete(ctx, res, *r)) co_await res.respond_rest();
+  finish_log(&ctx, req, 200, false, 1, nullptr, r->usage ? &*r->usage : nullptr);
 }
 
-awaitable<void> pipeline::respond_complete(request_context& ctx, http::responder& res, const api::response& r) {
+// The 200 answer's head (Server-Timing and all) and body, written at once if the socket takes
+// them (a plain function: its header views live on the stack, no coroutine frame).
+bool pipeline::respond_complete(request_context& ctx, http::responder& res, const api::response& r) {
   int64_t t = now_ns();
   ctx.t.first_chunk_ns = t;
   auto& t0 = ctx.t;
@@ -543,9 +565,9 @@ awaitable<void> pipeline::respond_complete(request_context& ctx, http::responder
   header_views hdr(ctx.response_headers, {{"Content-Type", "application/json"},
                                           {"x-request-id", ctx.request_id},
                                           {"Server-Timing", std::string_view(timing, static_cast<size_t>(p - timing))}});
-  co_await res.respond(200, hdr.view(), r.json);
-  finish_log(&ctx, ctx.http, 200, false, 1, nullptr, r.usage ? &*r.usage : nullptr);
+  return res.respond_now(200, hdr.view(), r.json);
 }
+
 
 awaitable<void> pipeline::handle_stream(request_context& ctx, http::responder& res) {
   sse_sink sink(ctx, res, nullptr);

@@ -34,7 +34,7 @@ class pipeline final : public http::handler {
   boost::asio::awaitable<void> fail_request(request_context* ctx, const http::request& req, http::responder& res,
                                             const error& e);
   boost::asio::awaitable<void> handle_complete(request_context& ctx, http::responder& res);
-  boost::asio::awaitable<void> respond_complete(request_context& ctx, http::responder& res, const api::response& r);
+  bool respond_complete(request_context& ctx, http::responder& res, const api::response& r);
   boost::asio::awaitable<void> handle_stream(request_context& ctx, http::responder& res);
   boost::asio::awaitable<void> handle_tokenize(http::request& req, http::responder& res, bool encode);
   boost::asio::awaitable<void> respond_json(http::responder& res, int status, std::string_view body,

@@ -85,6 +85,11 @@ class responder {
   boost::asio::awaitable<bool> respond(int status, const header_list& headers, std::string_view body) {
     return respond(status, std::span<const header_view>(views_of(headers)), body);
   }
+  // The same without a coroutine when the socket takes the whole response at once (the common
+  // case): true when nothing is left to do (written, or the client is gone); false: co_await
+  // respond_rest() for the remainder, with `body` still valid. The headers are used up on return.
+  virtual bool respond_now(int status, std::span<const header_view> headers, std::string_view body) = 0;
+  virtual boost::asio::awaitable<bool> respond_rest() = 0;
   // Sends the head of a streamed (chunked) response, with `first` (e.g. the first SSE events) as
   // its first piece in the same write when not empty. Headers should include Content-Type.
   virtual boost::asio::awaitable<bool> begin_stream(int status, std::span<const header_view> headers,

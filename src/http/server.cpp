@@ -185,6 +185,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
   bool streaming = false;
   bool keep_alive = true;
 
+  std::array<net::const_buffer, 2> rest_;  // respond_now()'s response, for respond_rest()
+  size_t rest_written_ = 0;
   int64_t deadline_ns = 0;  // 0: none; the worker's sweep cancels the socket's operations after it
   bool timed_out = false;
 
@@ -256,17 +258,23 @@ struct session final : responder, std::enable_shared_from_this<session> {
 
   awaitable<bool> respond(int status, std::span<const header_view> headers, std::string_view body) override {
     if (started_) co_return false;
+    if (respond_now(status, headers, body)) co_return !gone;
+    co_return co_await respond_rest();
+  }
+
+  bool respond_now(int status, std::span<const header_view> headers, std::string_view body) override {
+    if (started_) return true;
     started_ = true;
     append_head(status, headers);
     head.append("Content-Length: ");
     char num[24];
     auto [end, ec] = std::to_chars(num, num + sizeof num, body.size());
     head.append(num, end).append("\r\n\r\n");
-    std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(body.data(), body.size())};
-    size_t n = 0;
-    if (write_now(bufs, n)) co_return !gone;
-    co_return co_await write_rest(bufs, n);
+    rest_ = {net::buffer(head), net::buffer(body.data(), body.size())};
+    rest_written_ = 0;
+    return write_now(rest_, rest_written_);
   }
+  awaitable<bool> respond_rest() override { co_return co_await write_rest(rest_, rest_written_); }
 
   // What follows `head` (already holding a response head, or empty) in one gather write: `piece`
   // as one chunk (its size line appended to head; nothing when empty), then `tail` (the piece's
