@@ -11,7 +11,9 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -93,11 +95,27 @@ struct deployment {
   providers::call_options opts;  // upstream_model + timeouts
 };
 
+// A request id ("fp-<wall ms hex>-<sequence hex>", at most 31 characters) stored inline: the
+// request path allocates nothing for it.
+class request_id_t {
+ public:
+  void assign(const char* b, const char* e) noexcept {
+    n_ = static_cast<uint8_t>(std::min<size_t>(static_cast<size_t>(e - b), sizeof buf_));
+    std::memcpy(buf_, b, n_);
+  }
+  std::string_view view() const noexcept { return {buf_, n_}; }
+  operator std::string_view() const noexcept { return view(); }
+
+ private:
+  char buf_[31];
+  uint8_t n_ = 0;
+};
+
 struct request_context {
   const http::request& http;
   api::request req;
   std::string api_key;      // the gateway key the client presented ("" without auth)
-  std::string request_id;   // also sent as x-request-id
+  request_id_t request_id;  // also sent as x-request-id
   std::string provider;     // deployment that answered (set by the router; "cache" for hits)
   std::string upstream_model;
   timing t;
