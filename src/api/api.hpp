@@ -166,14 +166,28 @@ result<void> parse_openai_chunk_into(std::string_view data, chunk& out);
 // last chunk it scanned (the fields before "choices": id, object, created, model, the same in
 // every chunk of a stream) and, when the next chunk starts with the same bytes, only compares
 // them. The same results and errors as parse_openai_chunk_into().
+// A chunk that differs from the last scanned one only in its content string (the same bytes
+// before and after it) has only that string read.
 class openai_chunk_parser {
  public:
   result<void> parse_into(std::string_view data, chunk& out);
-  // For a new stream (keeps the buffer's memory).
-  void reset() noexcept { prefix_.clear(); }
+  // For a new stream (keeps the buffers' memory).
+  void reset() noexcept {
+    prefix_.clear();
+    same_shape_.on = false;
+  }
 
  private:
   std::string prefix_;  // a start of a chunk the scanner took, up to a ',' between root fields
+  struct {
+    bool on = false;
+    std::string text;              // a chunk the scanner took whose content came from one string
+    size_t content_at = 0;         // that string token's bytes in text: [content_at, content_end)
+    size_t content_end = 0;
+    finish_reason finish = finish_reason::none;  // what else text gave
+    std::optional<api::usage> usage;
+    bool has_tool_calls = false;
+  } same_shape_;
 };
 // The reference the three above fall back to for anything their single-pass scanner does not take
 // (every error, escaped keys, deep nesting, ...): the simdjson On-Demand reader. The same results

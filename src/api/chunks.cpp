@@ -506,6 +506,30 @@ class chunk_scanner {
   // 0 if none. Another text with the same start may be scanned from there (run(checkpoint)).
   size_t checkpoint() const noexcept { return checkpoint_; }
 
+  // After a run() that returned true: whether exactly one string token gave the content (delta /
+  // message content or text), and where it is (from its opening quote to past its closing one).
+  bool single_content(size_t& at, size_t& end) const noexcept {
+    if (content_strings_ != 1) return false;
+    at = static_cast<size_t>(content_at_ - begin_);
+    end = static_cast<size_t>(content_end_ - begin_);
+    return true;
+  }
+
+  // The text is a text this scanner took with another string token in [from, to) (the rest of
+  // the bytes are the same): true when [from, to) is exactly one valid string, then its
+  // unescaped text is appended to the content.
+  bool content_string_at(size_t from, size_t to) {
+    p_ = begin_ + from;
+    std::string_view raw;
+    if (!at('"') || !scan_string(raw) || p_ != begin_ + to) return false;
+    if ((non_ascii_ & k_highs) != 0 && !simdjson::validate_utf8(raw.data(), raw.size())) return false;
+    if (!escaped_) {
+      c_.content.append(raw);
+      return true;
+    }
+    return append_unescaped(c_.content, raw);
+  }
+
  private:
   const char* begin_;
   const char* p_;
@@ -513,6 +537,9 @@ class chunk_scanner {
   chunk& c_;
   uint64_t non_ascii_ = 0;  // OR of string bytes seen (only its high bits are used)
   size_t checkpoint_ = 0;
+  const char* content_at_ = nullptr;  // the last string token appended to the content
+  const char* content_end_ = nullptr;
+  int content_strings_ = 0;           // how many string tokens were appended to the content
   bool escaped_ = false;    // the last scan_string() saw an escape
 
   bool finish(size_t from) noexcept {
@@ -691,12 +718,16 @@ class chunk_scanner {
     }
   }
 
-  // null, or a string appended (unescaped) to out.
+  // null, or a string appended (unescaped) to out (the content).
   bool read_opt_string(std::string& out) {
     if (at('n')) return literal("null");
     if (!at('"')) return false;
     std::string_view raw;
+    const char* token = p_;
     if (!scan_string(raw)) return false;
+    content_at_ = token;
+    content_end_ = p_;
+    ++content_strings_;
     if (!escaped_) {
       out.append(raw);
       return true;
@@ -797,15 +828,41 @@ result<void> parse_openai_chunk_into(std::string_view data, chunk& out) {
 
 result<void> openai_chunk_parser::parse_into(std::string_view data, chunk& out) {
   clear_parsed(out);
+  // Content chunks of a stream differ only in their content string: when everything around it
+  // is the same bytes as in the last such chunk, only the string is read.
+  if (same_shape_.on) {
+    const auto& t = same_shape_;
+    size_t tail = t.text.size() - t.content_end;
+    if (data.size() >= t.content_at + 2 + tail && std::memcmp(data.data(), t.text.data(), t.content_at) == 0 &&
+        std::memcmp(data.data() + data.size() - tail, t.text.data() + t.content_end, tail) == 0) {
+      if (chunk_scanner(data, out).content_string_at(t.content_at, data.size() - tail)) {
+        out.finish = t.finish;
+        out.usage = t.usage;
+        out.has_tool_calls = t.has_tool_calls;
+        out.json.assign(data);
+        return {};
+      }
+      clear_parsed(out);
+    }
+  }
   // The fields before "choices" (id, object, created, model, ...) repeat in every chunk of a
   // stream: when they match the last scanned chunk's, the scan starts after them.
   size_t resume = !prefix_.empty() && data.starts_with(prefix_) ? prefix_.size() : 0;
   chunk_scanner sc(data, out);
   if (!sc.run(resume)) {
     prefix_.clear();
+    same_shape_.on = false;
     return parse_openai_chunk_reference_into(data, out);
   }
   if (resume == 0) prefix_.assign(data.substr(0, sc.checkpoint()));
+  auto& t = same_shape_;
+  t.on = sc.single_content(t.content_at, t.content_end);
+  if (t.on) {
+    t.text.assign(data);
+    t.finish = out.finish;
+    t.usage = out.usage;
+    t.has_tool_calls = out.has_tool_calls;
+  }
   out.json.assign(data);
   return {};
 }

@@ -285,3 +285,42 @@ TEST(openai_chunk_parser, stream_of_chunks) {
   EXPECT_EQ(c.content, "x");
   EXPECT_EQ(c.json, make_chat_chunk_json(m, d));
 }
+
+TEST(openai_chunk_parser, same_shape_other_content) {
+  // After a chunk whose content came from one string, chunks with the same bytes around another
+  // string only have that string read: every variant must still give the reference's answer.
+  std::string_view shapes[] = {
+      R"({"id":"x","choices":[{"index":0,"delta":{"content":"@"},"logprobs":null,"finish_reason":null}]})",
+      R"({"id":"x","choices":[{"index":0,"delta":{"content":"@","tool_calls":[]},"finish_reason":"stop"}],"usage":{"prompt_tokens":3}})",
+      R"({"id":"x","choices":[{"text":"@","index":0}]})",
+      R"({"choices":[{"delta":{"content":"@"}},{"delta":{"content":"second"}}]})"};
+  std::string_view strings[] = {R"("a")", R"("")", R"("b\"c")", R"("\u00e9\ud83d\ude00")", "\"caf\xc3\xa9\"", "\"\xc3\"",
+                                R"("\ud800")", R"("x"},"y":"z")", R"("x","content":"y")", R"("a\")", R"(null)", R"(5)",
+                                "\"a\x01\"", R"("a" )", R"(" ")"};
+  for (auto shape : shapes) {
+    size_t at = shape.find('@');
+    for (auto first : strings) {
+      for (auto second : strings) {
+        std::string a = std::string(shape.substr(0, at - 1)) + std::string(first) + std::string(shape.substr(at + 2));
+        std::string b = std::string(shape.substr(0, at - 1)) + std::string(second) + std::string(shape.substr(at + 2));
+        SCOPED_TRACE(a + " then " + b);
+        openai_chunk_parser p;
+        chunk ca, cb, ref;
+        auto ra = p.parse_into(a, ca);
+        auto rb = p.parse_into(b, cb);
+        auto rr = parse_openai_chunk_reference_into(b, ref);
+        ASSERT_EQ(rb.has_value(), rr.has_value());
+        if (!rr) {
+          EXPECT_EQ(rb.error().message, rr.error().message);
+          continue;
+        }
+        EXPECT_EQ(cb.json, b);
+        EXPECT_EQ(cb.content, ref.content);
+        EXPECT_EQ(cb.finish, ref.finish);
+        EXPECT_EQ(cb.has_tool_calls, ref.has_tool_calls);
+        EXPECT_EQ(cb.usage.has_value(), ref.usage.has_value());
+        if (cb.usage) EXPECT_EQ(cb.usage->prompt_tokens, ref.usage->prompt_tokens);
+      }
+    }
+  }
+}

@@ -3,7 +3,8 @@
 // on the same bytes, and the SSE parser's view-returning next() against the copying one. Any
 // difference in the result, the error (code, message, status) or an extracted field aborts.
 // The first byte picks where the fuzz bytes go: as they are, inside a content string, inside the
-// first choice, inside usage, or after the repeated start of a stream's chunks.
+// first choice, inside usage, or after the repeated start of a stream's chunks. Also: two chunks
+// of one shape that differ in the content token.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -75,6 +76,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   same(sp.parse_into(text, c), c, r, ref);
   (void)sp.parse_into(R"({"choices":[]})", first);
   same(sp.parse_into(text, c), c, r, ref);
+
+  // Two chunks of one shape around two different raw tokens (the fuzz bytes split in two): the
+  // second one takes the per-stream parser's same-shape path.
+  {
+    size_t half = in.empty() ? 0 : (mode >> 3) % (in.size() + 1);
+    std::string_view shape = (mode & 2) ? R"({"id":"x","choices":[{"index":0,"delta":{"content":@},"finish_reason":null}]})"
+                                        : R"({"choices":[{"text":@,"finish_reason":"stop"}],"usage":{"prompt_tokens":1}})";
+    size_t at = shape.find('@');
+    auto fill = [&](std::string_view token) {
+      return std::string(shape.substr(0, at)) + std::string(token) + std::string(shape.substr(at + 1));
+    };
+    std::string first = fill(R"(")" + std::string(in.substr(0, half)) + R"(")"), second = fill(in.substr(half));
+    openai_chunk_parser shaped;
+    chunk c1, c2, ref2;
+    (void)shaped.parse_into(first, c1);
+    auto r2 = parse_openai_chunk_reference_into(second, ref2);
+    same(shaped.parse_into(second, c2), c2, r2, ref2);
+  }
 
   // SSE: the view-returning next() (after feed_view() or feed()) yields the copying next()'s
   // events, at a split.
