@@ -39,8 +39,11 @@ bool retryable(const error& e) {
   return s == 429 || s >= 500;
 }
 
+// Before each provider call (ctx.stats reset for it, with the call's start time).
 void note_attempt(request_context& ctx, const deployment& d) {
-  if (ctx.t.upstream_start_ns < 0) ctx.t.upstream_start_ns = now_ns();
+  ctx.stats = {};
+  ctx.stats.started_ns = now_ns();
+  if (ctx.t.upstream_start_ns < 0) ctx.t.upstream_start_ns = ctx.stats.started_ns;
   ctx.provider.assign(d.p->name());  // assign: a retry reuses the strings' storage
   ctx.upstream_model.assign(d.opts.upstream_model.empty() ? ctx.req.model : d.opts.upstream_model);
 }
@@ -52,7 +55,6 @@ awaitable<result<api::usage>> stream_with_fallbacks(request_context& ctx, std::s
   result<api::usage> r = make_error(errc::not_found, "no deployment");
   for (const auto& d : ds) {
     note_attempt(ctx, d);
-    ctx.stats = {};
     r = co_await d.p->stream(ctx.req, d.opts, sink, ctx.stats);
     if (r || ctx.stats.first_byte_sent || !retryable(r.error())) co_return r;
   }
@@ -63,7 +65,6 @@ awaitable<result<api::response>> complete_with_fallbacks(request_context& ctx, s
   result<api::response> r = make_error(errc::not_found, "no deployment");
   for (const auto& d : ds) {
     note_attempt(ctx, d);
-    ctx.stats = {};
     r = co_await d.p->complete(ctx.req, d.opts, ctx.stats);
     if (r || !retryable(r.error())) co_return r;
   }
@@ -77,14 +78,12 @@ awaitable<result<api::usage>> router::stream(request_context& ctx, std::span<con
                                              providers::chunk_sink& sink) {
   if (ds.size() != 1) return stream_with_fallbacks(ctx, ds, sink);
   note_attempt(ctx, ds[0]);
-  ctx.stats = {};
   return ds[0].p->stream(ctx.req, ds[0].opts, sink, ctx.stats);
 }
 
 awaitable<result<api::response>> router::complete(request_context& ctx, std::span<const deployment> ds) {
   if (ds.size() != 1) return complete_with_fallbacks(ctx, ds);
   note_attempt(ctx, ds[0]);
-  ctx.stats = {};
   return ds[0].p->complete(ctx.req, ds[0].opts, ctx.stats);
 }
 
@@ -144,6 +143,14 @@ metrics::counter& requests_counter(std::string_view path, int status) {
 }
 
 double secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+// Unix milliseconds at a now_ns() time, from one pairing of the two clocks per thread (for request
+// ids: a wall clock read per request cost as much as the id's formatting).
+int64_t wall_ms_at(int64_t mono_ns) {
+  thread_local const int64_t mono0 = now_ns();
+  thread_local const int64_t wall0 = system_clock::instance().wall_ms();
+  return wall0 + (mono_ns - mono0) / 1000000;
+}
 int64_t us(int64_t ns) { return ns < 0 ? -1 : ns / 1000; }
 
 // Appends v in lower-case hex (as fmt's {:x}).
@@ -469,7 +476,7 @@ std::optional<error> pipeline::begin_request(http::request& req, api::endpoint k
   ctx.t.received_ns = req.received_ns;
   char id[40];  // "fp-<wall ms hex>-<sequence hex>"
   char* p = put_str(id, "fp-");
-  p = put_hex(p, static_cast<uint64_t>(system_clock::instance().wall_ms()));
+  p = put_hex(p, static_cast<uint64_t>(wall_ms_at(req.received_ns)));
   *p++ = '-';
   p = put_hex(p, g_request_seq.fetch_add(1, std::memory_order_relaxed));
   ctx.request_id.assign(id, p);

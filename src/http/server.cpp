@@ -192,10 +192,13 @@ struct session final : responder, std::enable_shared_from_this<session> {
 
   session(server::impl& s, worker& wk, tcp::socket so) : srv(s), w(wk), sock(std::move(so)) {}
 
-  void set_deadline(std::chrono::milliseconds d) {
+  // Returns the time it read (callers reuse it instead of reading the clock again).
+  int64_t set_deadline(std::chrono::milliseconds d) {
     timed_out = false;
-    deadline_ns = now_ns() + static_cast<int64_t>(d.count()) * 1000000;
+    const int64_t now = now_ns();
+    deadline_ns = now + static_cast<int64_t>(d.count()) * 1000000;
     w.arm_sweep();
+    return now;
   }
   void clear_deadline() { deadline_ns = 0; }
 
@@ -517,7 +520,8 @@ struct session final : responder, std::enable_shared_from_this<session> {
         if (read_done(ec, n)) break;
       }
       idle = false;
-      set_deadline(o.read_timeout);
+      // The request's received time: this read's, unless the head or body needs more reads.
+      int64_t received = set_deadline(o.read_timeout);
       wire::head_scan scan;
       wire::parse_result pr;
       bool closed = false;
@@ -528,6 +532,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
           closed = true;
           break;
         }
+        received = 0;
       }
       if (closed) break;
       if (pr.status == wire::parse::too_large) {
@@ -559,9 +564,10 @@ struct session final : responder, std::enable_shared_from_this<session> {
           if (be->status != 0) co_await send_simple_error(be->status, "invalid_request_error", be->message);
           break;
         }
+        received = 0;
       }
       clear_deadline();
-      req.received_ns = now_ns();
+      req.received_ns = received != 0 ? received : now_ns();
       keep_alive = head_.keep_alive && !srv.stopping.load(std::memory_order_relaxed);
       started_ = false;
       streaming = false;

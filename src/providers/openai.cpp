@@ -99,7 +99,7 @@ class openai_provider final : public provider {
 
   awaitable<result<api::usage>> stream(const api::request& req, const call_options& opts,
                                        chunk_sink& sink, call_stats& stats) override {
-    int64_t t0 = now_ns();
+    const int64_t t0 = stats.started_ns >= 0 ? stats.started_ns : now_ns();
     std::string scratch;
     auto sent = co_await up_.send(request_for(req, true, body_for(req, opts, true, scratch)), detail::timeouts_of(opts));
     if (!sent) co_return sent.error();
@@ -169,7 +169,7 @@ class openai_provider final : public provider {
 
   awaitable<result<api::response>> complete(const api::request& req, const call_options& opts,
                                             call_stats& stats) override {
-    int64_t t0 = now_ns();
+    const int64_t t0 = stats.started_ns >= 0 ? stats.started_ns : now_ns();
     std::string scratch;
     auto sent = co_await up_.send(request_for(req, false, body_for(req, opts, false, scratch)), detail::timeouts_of(opts));
     if (!sent) co_return sent.error();

@@ -44,6 +44,8 @@ struct call_options {
 
 // Timings the provider measured (for latency accounting and balancing).
 struct call_stats {
+  int64_t started_ns = -1;        // when the caller started this call (now_ns()), if it read the
+                                  // clock for it anyway; the provider then need not read it again
   int64_t upstream_ttfb_ns = -1;  // request sent -> first response byte
   int64_t upstream_ttft_ns = -1;  // request sent -> first content chunk
   int64_t upstream_total_ns = -1;
