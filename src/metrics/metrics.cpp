@@ -17,20 +17,78 @@ void gauge::add(double d) noexcept {
   }
 }
 
+struct histogram::shard {
+  explicit shard(size_t n) : buckets(new std::atomic<uint64_t>[n]) {
+    for (size_t i = 0; i < n; ++i) buckets[i].store(0, std::memory_order_relaxed);
+  }
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets;
+  std::atomic<double> sum{0};
+};
+
+namespace {
+// Small per-process thread numbers for shard indexes (threads that never observe take none).
+size_t thread_number() noexcept {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t n = next.fetch_add(1, std::memory_order_relaxed);
+  return n;
+}
+}  // namespace
+
 histogram::histogram(std::span<const double> upper_bounds)
     : bounds_(upper_bounds.begin(), upper_bounds.end()),
-      buckets_(new std::atomic<uint64_t>[upper_bounds.size() + 1]) {
+      shards_(new std::atomic<shard*>[max_shards]),
+      shared_(std::make_unique<shard>(upper_bounds.size() + 1)) {
   std::sort(bounds_.begin(), bounds_.end());
-  for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0, std::memory_order_relaxed);
+  for (size_t i = 0; i < max_shards; ++i) shards_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+histogram::~histogram() {
+  for (size_t i = 0; i < max_shards; ++i) delete shards_[i].load(std::memory_order_relaxed);
+}
+
+histogram::shard* histogram::own_shard() noexcept {
+  const size_t t = thread_number();
+  if (t >= max_shards) return nullptr;
+  shard* s = shards_[t].load(std::memory_order_acquire);
+  if (!s) {
+    s = new (std::nothrow) shard(bounds_.size() + 1);
+    if (s) shards_[t].store(s, std::memory_order_release);  // only this thread writes slot t
+  }
+  return s;
 }
 
 void histogram::observe(double v) noexcept {
-  size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin();
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-  double cur = sum_.load(std::memory_order_relaxed);
-  while (!sum_.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
+  const size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+  if (shard* s = own_shard()) {  // the only writer of its shard: plain load + store
+    auto& b = s->buckets[i];
+    b.store(b.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    s->sum.store(s->sum.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    return;
   }
+  shared_->buckets[i].fetch_add(1, std::memory_order_relaxed);
+  double cur = shared_->sum.load(std::memory_order_relaxed);
+  while (!shared_->sum.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
+  }
+}
+
+uint64_t histogram::bucket(size_t i) const noexcept {
+  uint64_t n = shared_->buckets[i].load(std::memory_order_relaxed);
+  for (size_t t = 0; t < max_shards; ++t)
+    if (const shard* s = shards_[t].load(std::memory_order_acquire)) n += s->buckets[i].load(std::memory_order_relaxed);
+  return n;
+}
+
+uint64_t histogram::count() const noexcept {
+  uint64_t n = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) n += bucket(i);
+  return n;
+}
+
+double histogram::sum() const noexcept {
+  double v = shared_->sum.load(std::memory_order_relaxed);
+  for (size_t t = 0; t < max_shards; ++t)
+    if (const shard* s = shards_[t].load(std::memory_order_acquire)) v += s->sum.load(std::memory_order_relaxed);
+  return v;
 }
 
 double histogram::quantile(double q) const noexcept {
@@ -175,7 +233,7 @@ std::string render_prometheus() {
       cum += h->bucket(bounds.size());
       out += fmt::format("{}_bucket{} {}\n", name, with_le(ls, "+Inf"), cum);
       out += fmt::format("{}_sum{} {}\n", name, ls, fmt_double(h->sum()));
-      out += fmt::format("{}_count{} {}\n", name, ls, h->count());
+      out += fmt::format("{}_count{} {}\n", name, ls, cum);  // = the +Inf bucket, by construction
     }
   }
   return out;

@@ -35,23 +35,32 @@ class gauge {
   std::atomic<double> v_{0};
 };
 
+// Observations go to a per-thread shard (the first 64 threads that observe get one each; later
+// ones share one more) updated with plain relaxed stores: no locked read-modify-write and no
+// cache line bouncing between worker threads on the request path. Readers sum the shards, so a
+// read racing an observe may see it in some fields and not yet in others.
 class histogram {
  public:
   explicit histogram(std::span<const double> upper_bounds);
+  ~histogram();
+  histogram(const histogram&) = delete;
+  histogram& operator=(const histogram&) = delete;
   void observe(double v) noexcept;
-  uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
-  double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
+  uint64_t count() const noexcept;
+  double sum() const noexcept;
   std::span<const double> bounds() const noexcept { return bounds_; }
   // Non-cumulative count of bucket i (i == bounds().size() is the +Inf bucket).
-  uint64_t bucket(size_t i) const noexcept { return buckets_[i].load(std::memory_order_relaxed); }
+  uint64_t bucket(size_t i) const noexcept;
   // Estimated quantile (linear interpolation inside the bucket), q in [0,1]; NaN when empty.
   double quantile(double q) const noexcept;
 
  private:
+  struct shard;
+  static constexpr size_t max_shards = 64;
+  shard* own_shard() noexcept;  // this thread's (created on first use); null: use shared_
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
-  std::atomic<uint64_t> count_{0};
-  std::atomic<double> sum_{0};
+  std::unique_ptr<std::atomic<shard*>[]> shards_;
+  std::unique_ptr<shard> shared_;  // threads beyond max_shards, with atomic read-modify-writes
 };
 
 counter& get_counter(std::string_view name, std::string_view help, const labels& l = {});

@@ -65,3 +65,22 @@ TEST(Metrics, GaugeSetAndAdd) {
   g.add(-0.5);
   EXPECT_DOUBLE_EQ(g.value(), 3.0);
 }
+
+// Observations from many threads (more than the per-thread shards, so some share the atomic
+// one) are all counted, in the right buckets, with the exact sum.
+TEST(Metrics, ConcurrentHistogramObservationsAreNotLost) {
+  const double bounds[] = {1.0, 10.0};
+  fp::metrics::histogram h(bounds);
+  constexpr int threads = 80, per = 500;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&h, t] {
+      for (int i = 0; i < per; ++i) h.observe(t % 2 == 0 ? 0.5 : 5.0);
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(h.count(), uint64_t{threads} * per);
+  EXPECT_EQ(h.bucket(0), uint64_t{threads / 2} * per);
+  EXPECT_EQ(h.bucket(1), uint64_t{threads / 2} * per);
+  EXPECT_EQ(h.bucket(2), 0u);
+  EXPECT_DOUBLE_EQ(h.sum(), (threads / 2) * per * 0.5 + (threads / 2) * per * 5.0);
+}
