@@ -110,7 +110,9 @@ class openai_provider final : public provider {
 
     detail::pooled_sse sse;  // parser and event buffers reused across streams
     api::sse_parser& parser = sse.parser();
-    api::sse_event& ev = sse.event();
+    api::sse_event& ev = sse.event();  // storage for the events next() cannot return as views
+    api::openai_chunk_parser& chunks = sse.chunks();
+    api::sse_event_view view;
     api::usage usage;
     detail::chunk_batch batch;  // every chunk parsed from one read goes to the sink at once
     bool done = false, finished = false;
@@ -118,16 +120,16 @@ class openai_provider final : public provider {
       auto piece = co_await resp.read_some();
       if (!piece) co_return piece.error();
       if (piece->empty()) break;
-      if (!parser.feed(*piece))
+      if (!parser.feed_view(*piece))  // read in place: *piece stays valid until the next read_some()
         co_return make_error(errc::upstream_error, "upstream sent an oversized SSE event", 502);
       batch.clear();
-      while (parser.next(ev)) {
-        if (ev.done()) {
+      while (parser.next(ev, view)) {
+        if (view.done()) {
           done = true;
           break;
         }
         api::chunk& c = batch.add();
-        if (auto pr = api::parse_openai_chunk_into(ev.data, c); !pr) {
+        if (auto pr = chunks.parse_into(view.data, c); !pr) {
           // What came before the failure still reaches the client, then the error.
           batch.drop_last();
           if (!batch.empty()) {
