@@ -325,6 +325,39 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
     co_return eps;
   }
 
+  // A connection when none is idle: a new one while the pool has room, else (bounded by the
+  // connect timeout) the next one released. Its own coroutine, so send()'s frame, allocated for
+  // every request, does not carry this rare path's timer and results. second: a reused one.
+  awaitable<result<std::pair<std::unique_ptr<connection>, bool>>> acquire(pool& p, client_timeouts t,
+                                                                        steady::time_point total_deadline) {
+    // Bounded: wait (up to the connect timeout) for a slot when the pool is full.
+    auto slot_deadline = min_ms(t.connect, until(total_deadline));
+    auto wait_until = steady::now() + slot_deadline;
+    while (p.open >= opts.max_connections_per_thread) {
+      if (!p.idle.empty()) break;
+      net::steady_timer timer(co_await net::this_coro::executor);
+      timer.expires_at(wait_until);
+      p.waiters.push_back(&timer);
+      auto [ec] = co_await timer.async_wait(use_tuple);
+      std::erase(p.waiters, &timer);
+      if (!ec) co_return make_error(errc::upstream_timeout, "upstream connection pool exhausted");
+      auto cs = co_await net::this_coro::cancellation_state;
+      if (cs.cancelled() != net::cancellation_type::none) co_return make_error(errc::cancelled, "cancelled");
+    }
+    if (!p.idle.empty()) {
+      auto c = std::move(p.idle.back());
+      p.idle.pop_back();
+      co_return std::pair{std::move(c), true};
+    }
+    ++p.open;
+    auto r = co_await connect(p, steady::now() + min_ms(t.connect, until(total_deadline)));
+    if (!r) {
+      release(p, nullptr, false);
+      co_return r.error();
+    }
+    co_return std::pair{std::move(*r), false};
+  }
+
   awaitable<result<std::unique_ptr<connection>>> connect(pool& p, steady::time_point deadline) {
     auto eps = co_await resolve(deadline);
     if (!eps) co_return eps.error();
@@ -645,41 +678,19 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<connection> c;
     bool reused = false;
+    int64_t now = start;  // still the time when a pooled connection is taken at once
     if (!p.idle.empty()) {
       c = std::move(p.idle.back());
       p.idle.pop_back();
       reused = true;
     } else {
-      // Bounded: wait (up to the connect timeout) for a slot when the pool is full.
-      auto slot_deadline = min_ms(t.connect, until(total_deadline_tp));
-      auto wait_until = steady::now() + slot_deadline;
-      while (p.open >= up->opts.max_connections_per_thread) {
-        if (!p.idle.empty()) break;
-        net::steady_timer timer(co_await net::this_coro::executor);
-        timer.expires_at(wait_until);
-        p.waiters.push_back(&timer);
-        auto [ec] = co_await timer.async_wait(use_tuple);
-        std::erase(p.waiters, &timer);
-        if (!ec) co_return make_error(errc::upstream_timeout, "upstream connection pool exhausted");
-        auto cs = co_await net::this_coro::cancellation_state;
-        if (cs.cancelled() != net::cancellation_type::none) co_return make_error(errc::cancelled, "cancelled");
-      }
-      if (!p.idle.empty()) {
-        c = std::move(p.idle.back());
-        p.idle.pop_back();
-        reused = true;
-      } else {
-        ++p.open;
-        auto r = co_await up->connect(p, steady::now() + min_ms(t.connect, until(total_deadline_tp)));
-        if (!r) {
-          up->release(p, nullptr, false);
-          co_return r.error();
-        }
-        c = std::move(*r);
-      }
+      auto got = co_await up->acquire(p, t, total_deadline_tp);
+      if (!got) co_return got.error();
+      c = std::move(got->first);
+      reused = got->second;
     }
+    if (attempt > 0 || !reused) now = now_ns();
 
-    const int64_t now = now_ns();
     const auto fb = std::min<int64_t>(t.first_byte.count(), (total_deadline - now) / 1000000);
     const int64_t fb_deadline = std::min(now + t.first_byte.count() * int64_t{1000000}, total_deadline);
     c->set_deadline(fb_deadline);

@@ -120,5 +120,40 @@ TEST_F(client_deadlines, EachConnectionKeepsItsOwnDeadline) {
   EXPECT_EQ(done, (std::vector<std::pair<char, errc>>{{'d', errc::upstream_timeout}, {'e', errc::ok}}));
 }
 
+// A pool at its connection limit: a second request waits for the first one's connection and is
+// served on it; one that cannot get a connection within the connect timeout fails with
+// upstream_timeout ("pool exhausted"), and the pool still serves the next request.
+TEST_F(client_deadlines, FullPoolWaitsForAConnectionWithinTheConnectTimeout) {
+  upstream_options o;
+  o.max_connections_per_thread = 1;
+  upstream up(*parse_base_url("http://127.0.0.1:" + std::to_string(srv->port())), o);
+  std::vector<std::pair<char, errc>> done;
+  auto start = [&](char name, std::string target, int first_byte_ms, int connect_ms) {
+    client_timeouts t;
+    t.first_byte = std::chrono::milliseconds(first_byte_ms);
+    t.connect = std::chrono::milliseconds(connect_ms);
+    net::co_spawn(
+        ioc,
+        [&, name, target, t]() -> awaitable<void> { done.emplace_back(name, co_await exchange(up, target, t)); },
+        net::detached);
+  };
+  start('a', "/slow", 200, 5000);  // holds the only connection until its first-byte timeout
+  start('b', "/echo", 5000, 5000);  // waits for it, then is served on it
+  ioc.run();
+  EXPECT_EQ(done, (std::vector<std::pair<char, errc>>{{'a', errc::upstream_timeout}, {'b', errc::ok}}));
+
+  done.clear();
+  start('c', "/slow", 2000, 5000);  // holds it for 2 s
+  start('d', "/echo", 5000, 100);   // gives up on the pool after 100 ms
+  ioc.restart();
+  ioc.run();
+  EXPECT_EQ(done, (std::vector<std::pair<char, errc>>{{'d', errc::upstream_timeout}, {'c', errc::upstream_timeout}}));
+  done.clear();
+  start('e', "/echo", 5000, 5000);
+  ioc.restart();
+  ioc.run();
+  EXPECT_EQ(done, (std::vector<std::pair<char, errc>>{{'e', errc::ok}}));
+}
+
 }  // namespace
 }  // namespace fp::http
