@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "common/thread_spares.hpp"
+#include "http/drain_buffer.hpp"
 #include "http/http.hpp"
 #include "http/read_buffer.hpp"
 #include "http/wire.hpp"
@@ -237,7 +238,7 @@ namespace {
 awaitable<std::tuple<boost::system::error_code, size_t>> read_into(connection& c) {
   auto b = net::buffer(c.in.space(), c.in.space_size());
   if (c.tls) return c.tls->async_read_some(b, use_tuple);
-  return c.plain->async_read_some(b, use_tuple);
+  return c.plain->async_read_some(drain_buffer(b), use_tuple);  // see drain_buffer.hpp
 }
 }  // namespace
 
