@@ -156,6 +156,38 @@ void bm_parse_openai_request_loadgen(benchmark::State& s) {
 }
 BENCHMARK(bm_parse_openai_request_loadgen);
 
+// The reference (Boost.JSON tree) that parse_openai_request() falls back to, on the same body.
+void bm_parse_openai_request_loadgen_reference(benchmark::State& s) {
+  std::string body = R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_request_reference(body));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * body.size()));
+}
+BENCHMARK(bm_parse_openai_request_loadgen_reference);
+
+// A typical complete (non-streamed) chat.completion response: 20 tokens of content, usage.
+std::string typical_response() {
+  usage u;
+  u.prompt_tokens = 14;
+  u.completion_tokens = 20;
+  return make_chat_response_json(meta(), "Once upon a time, a small robot named Pix found a brush and a pot of blue paint in the attic.",
+                                 {}, finish_reason::length, u);
+}
+
+void bm_parse_openai_response(benchmark::State& s) {
+  const std::string json = typical_response();
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_response(json));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_parse_openai_response);
+
+// The reference (simdjson On-Demand) that parse_openai_response() falls back to.
+void bm_parse_openai_response_reference(benchmark::State& s) {
+  const std::string json = typical_response();
+  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_response_reference(std::string(json)));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+}
+BENCHMARK(bm_parse_openai_response_reference);
+
 void bm_anthropic_event(benchmark::State& s) {
   anthropic_stream_translator t("claude", false);
   std::vector<chunk> out;

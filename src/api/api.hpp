@@ -256,6 +256,10 @@ std::string make_completion_response_json(const chunk_meta& m, std::string_view 
 // Parses a complete OpenAI response (chat.completion or text_completion) into api::response.
 result<response> parse_openai_response(std::string_view body);
 result<response> parse_owned_openai_response(std::string&& body);  // the same, keeping the buffer as json
+// The reference the two above fall back to for anything their single-pass scanner (the stream
+// chunk scanner) does not take: the simdjson On-Demand reader. The same results and errors by
+// contract; for tests and the differential fuzz target.
+result<response> parse_openai_response_reference(std::string&& body);
 
 // ---- Anthropic Messages API ---------------------------------------------------------------------
 

@@ -2,10 +2,10 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include <bit>
 #include <cstring>
 
 #include "api/api.hpp"
+#include "api/json_scan.hpp"
 #include "api/json_util.hpp"
 
 namespace fp::api {
@@ -344,109 +344,19 @@ error bad_response(std::string_view why) {
 // read_openai_object() does, in the same order (duplicate keys act the same: content appended,
 // the last finish_reason / usage wins). Anything else, and every error, goes to the reference
 // (run() returns false), so results and error messages are the reference's by construction; the
-// differential fuzz target (tests/fuzz/fuzz_chunk_diff.cpp) checks it.
+// differential fuzz target (tests/fuzz/fuzz_chunk_diff.cpp) checks it. Complete responses are
+// read with it too (the same fields; a response without "choices" goes to the reference).
+// The generic scanning (strings, escapes, numbers, nesting) is api/json_scan.hpp.
 
 namespace {
 
+using namespace scan;
+
 constexpr int k_max_depth = 32;
 
-constexpr uint64_t k_ones = 0x0101010101010101ull;
-constexpr uint64_t k_highs = 0x8080808080808080ull;
-
-// Bytes of w that are '"', '\\' or < 0x20 (the high bit of each such byte; the lowest one is exact,
-// which is all that is used).
-inline uint64_t string_stops(uint64_t w) noexcept {
-  auto zero = [](uint64_t v) { return (v - k_ones) & ~v & k_highs; };
-  return zero(w ^ (k_ones * '"')) | zero(w ^ (k_ones * '\\')) | ((w - k_ones * 0x20) & ~w & k_highs);
-}
-
-inline bool is_hex(char ch) noexcept {
-  return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
-}
-inline uint32_t hex_value(char ch) noexcept {
-  return ch <= '9' ? static_cast<uint32_t>(ch - '0') : static_cast<uint32_t>((ch | 0x20) - 'a' + 10);
-}
-inline uint32_t hex4(const char* p) noexcept {
-  return (hex_value(p[0]) << 12) | (hex_value(p[1]) << 8) | (hex_value(p[2]) << 4) | hex_value(p[3]);
-}
-inline bool is_digit(char ch) noexcept { return ch >= '0' && ch <= '9'; }
-
-// k == lit, with the length known at compile time (an inlined compare, not a memcmp call).
-template <size_t N>
-inline bool key_is(std::string_view k, const char (&lit)[N]) noexcept {
-  return k.size() == N - 1 && __builtin_memcmp(k.data(), lit, N - 1) == 0;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  char b[4];
-  size_t n;
-  if (cp < 0x80) {
-    b[0] = static_cast<char>(cp);
-    n = 1;
-  } else if (cp < 0x800) {
-    b[0] = static_cast<char>(0xC0 | (cp >> 6));
-    b[1] = static_cast<char>(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    b[0] = static_cast<char>(0xE0 | (cp >> 12));
-    b[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    b[2] = static_cast<char>(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    b[0] = static_cast<char>(0xF0 | (cp >> 18));
-    b[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    b[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    b[3] = static_cast<char>(0x80 | (cp & 0x3F));
-    n = 4;
-  }
-  out.append(b, n);
-}
-
-// Appends the unescaped text of a string body whose escapes scan_string() checked. False for an
-// unpaired surrogate (left to the reference).
-bool append_unescaped(std::string& out, std::string_view raw) {
-  const char* p = raw.data();
-  const char* end = p + raw.size();
-  while (p < end) {
-    const char* bs = static_cast<const char*>(std::memchr(p, '\\', static_cast<size_t>(end - p)));
-    if (!bs) {
-      out.append(p, end);
-      return true;
-    }
-    out.append(p, bs);
-    char e = bs[1];
-    p = bs + 2;
-    switch (e) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '/': out.push_back('/'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
-      default: {  // 'u' (scan_string() let nothing else through)
-        uint32_t cp = hex4(p);
-        p += 4;
-        if (cp >= 0xDC00 && cp <= 0xDFFF) return false;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return false;
-          uint32_t lo = hex4(p + 2);
-          if (lo < 0xDC00 || lo > 0xDFFF) return false;
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          p += 6;
-        }
-        append_utf8(out, cp);
-      }
-    }
-  }
-  return true;
-}
-
-class chunk_scanner {
+class chunk_scanner : json_scanner {
  public:
-  chunk_scanner(std::string_view text, chunk& into) noexcept
-      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), c_(into) {}
+  chunk_scanner(std::string_view text, chunk& into) noexcept : json_scanner(text, k_max_depth), c_(into) {}
 
   // True: `c_` holds what the reference would have extracted. False: not taken; `c_` may hold
   // partial results (the caller clears them). `resume`: the length of a start of the text known
@@ -477,6 +387,7 @@ class chunk_scanner {
       if (key_is(k, "choices")) {
         if (!at('[')) return false;
         extracted = true;
+        has_choices_ = true;
         if (!elements(2, [&](bool first) { return first ? at('{') && read_choice(3) : skip_value(3); }))
           return false;
       } else if (key_is(k, "usage")) {
@@ -506,6 +417,9 @@ class chunk_scanner {
   // 0 if none. Another text with the same start may be scanned from there (run(checkpoint)).
   size_t checkpoint() const noexcept { return checkpoint_; }
 
+  // After a run() that returned true: whether the text had a "choices" field.
+  bool has_choices() const noexcept { return has_choices_; }
+
   // After a run() that returned true: whether exactly one string token gave the content (delta /
   // message content or text), and where it is (from its opening quote to past its closing one).
   bool single_content(size_t& at, size_t& end) const noexcept {
@@ -531,192 +445,15 @@ class chunk_scanner {
   }
 
  private:
-  const char* begin_;
-  const char* p_;
-  const char* end_;
   chunk& c_;
-  uint64_t non_ascii_ = 0;  // OR of string bytes seen (only its high bits are used)
   size_t checkpoint_ = 0;
   const char* content_at_ = nullptr;  // the last string token appended to the content
   const char* content_end_ = nullptr;
   int content_strings_ = 0;           // how many string tokens were appended to the content
-  bool escaped_ = false;    // the last scan_string() saw an escape
+  bool has_choices_ = false;
 
-  bool finish(size_t from) noexcept {
-    ws();
-    if (p_ != end_) return false;
-    // The start before `from` ends in ',' (ASCII), so checking the rest alone is enough.
-    if ((non_ascii_ & k_highs) != 0 && !simdjson::validate_utf8(begin_ + from, static_cast<size_t>(end_ - begin_) - from))
-      return false;
-    return true;
-  }
-
-  [[gnu::always_inline]] bool at(char ch) const noexcept { return p_ < end_ && *p_ == ch; }
-
-  // Whitespace: compact JSON has none, so one compare decides the common case inline.
-  [[gnu::always_inline]] void ws() noexcept {
-    if (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ') ws_slow();
-  }
-  void ws_slow() noexcept {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-  }
-
-  [[gnu::always_inline]] bool literal(std::string_view lit) noexcept {
-    if (static_cast<size_t>(end_ - p_) < lit.size() || std::memcmp(p_, lit.data(), lit.size()) != 0) return false;
-    p_ += lit.size();
-    return true;
-  }
-
-  // At '"': the raw body (between the quotes); escaped_ says whether it has escapes. Checks the
-  // escapes and rejects control characters.
-  [[gnu::always_inline]] bool scan_string(std::string_view& raw) noexcept {
-    const char* s = p_ + 1;
-    const char* p = s;
-    uint64_t seen = 0;
-    escaped_ = false;
-    for (;;) {
-      while (std::endian::native == std::endian::little && end_ - p >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        if (uint64_t m = string_stops(w)) {
-          seen |= w;  // bytes past the stop too: at worst a needless UTF-8 check
-          p += std::countr_zero(m) / 8;
-          goto stop;
-        }
-        seen |= w;
-        p += 8;
-      }
-      while (p < end_ && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20) {
-        seen |= static_cast<unsigned char>(*p);
-        ++p;
-      }
-      if (p == end_) return false;
-    stop:
-      if (*p == '"') {
-        raw = std::string_view(s, static_cast<size_t>(p - s));
-        p_ = p + 1;
-        non_ascii_ |= seen;
-        return true;
-      }
-      if (!scan_escape(p)) return false;
-    }
-  }
-
-  // At '\\': past a valid escape; false for anything else (a control character, a cut escape).
-  bool scan_escape(const char*& p) noexcept {
-    if (*p != '\\' || end_ - p < 2) return false;
-    escaped_ = true;
-    switch (p[1]) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-        p += 2;
-        return true;
-      case 'u':
-        if (end_ - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5])) return false;
-        p += 6;
-        return true;
-      default: return false;
-    }
-  }
-
-  bool skip_number() noexcept {
-    const char* p = p_;
-    if (p < end_ && *p == '-') ++p;
-    if (p == end_) return false;
-    if (*p == '0') {
-      ++p;
-    } else if (is_digit(*p)) {
-      while (p < end_ && is_digit(*p)) ++p;
-    } else {
-      return false;
-    }
-    if (p < end_ && *p == '.') {
-      ++p;
-      if (p == end_ || !is_digit(*p)) return false;
-      while (p < end_ && is_digit(*p)) ++p;
-    }
-    if (p < end_ && (*p == 'e' || *p == 'E')) {
-      ++p;
-      if (p < end_ && (*p == '+' || *p == '-')) ++p;
-      if (p == end_ || !is_digit(*p)) return false;
-      while (p < end_ && is_digit(*p)) ++p;
-    }
-    p_ = p;
-    return true;
-  }
-
-  // At '{': calls on_field(key) with p_ at each value; it must consume the value. Keys with
-  // escapes: only when skipping (any_key), else not taken.
-  template <bool any_key = false, class F>
-  bool fields(int depth, F&& on_field) {
-    if (depth > k_max_depth) return false;
-    ++p_;
-    ws();
-    if (at('}')) {
-      ++p_;
-      return true;
-    }
-    for (;;) {
-      if (!at('"')) return false;
-      std::string_view key;
-      if (!scan_string(key) || (!any_key && escaped_)) return false;
-      ws();
-      if (!at(':')) return false;
-      ++p_;
-      ws();
-      if (!on_field(key)) return false;
-      ws();
-      if (at(',')) {
-        ++p_;
-        ws();
-      } else if (at('}')) {
-        ++p_;
-        return true;
-      } else {
-        return false;
-      }
-    }
-  }
-
-  // At '[': calls on_element(is_first) with p_ at each element; it must consume the element.
-  template <class F>
-  bool elements(int depth, F&& on_element) {
-    if (depth > k_max_depth) return false;
-    ++p_;
-    ws();
-    if (at(']')) {
-      ++p_;
-      return true;
-    }
-    for (bool first = true;; first = false) {
-      if (!on_element(first)) return false;
-      ws();
-      if (at(',')) {
-        ++p_;
-        ws();
-      } else if (at(']')) {
-        ++p_;
-        return true;
-      } else {
-        return false;
-      }
-    }
-  }
-
-  bool skip_value(int depth) {
-    if (p_ == end_) return false;
-    switch (*p_) {
-      case '"': {
-        std::string_view raw;
-        return scan_string(raw);
-      }
-      case '{': return fields<true>(depth + 1, [&](std::string_view) { return skip_value(depth + 1); });
-      case '[': return elements(depth + 1, [&](bool) { return skip_value(depth + 1); });
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
-      default: return skip_number();
-    }
-  }
+  // The start before `from` ends in ',' (ASCII), so checking the rest's UTF-8 alone is enough.
+  bool finish(size_t from) noexcept { return at_end_utf8_ok(from); }
 
   // null, or a string appended (unescaped) to out (the content).
   bool read_opt_string(std::string& out) {
@@ -876,21 +613,34 @@ result<void> parse_openai_chunk_reference_into(std::string_view data, chunk& out
   return {};
 }
 
-// A complete response, read like a chunk (the text is kept as is).
+// A complete response, read like a chunk (the text is kept as is): the scanner first, the
+// reference for anything it does not take (every error, an {"error":...} object, no "choices").
 result<response> parse_openai_response(std::string_view body) { return parse_owned_openai_response(std::string(body)); }
 
+namespace {
+result<response> response_from(std::string&& body, chunk& c) {
+  response r;
+  r.json = std::move(body);
+  r.content = std::move(c.content);
+  r.finish = c.finish;
+  r.usage = c.usage;
+  return r;
+}
+}  // namespace
+
 result<response> parse_owned_openai_response(std::string&& body) {
+  chunk c;
+  if (chunk_scanner sc(body, c); sc.run() && sc.has_choices()) return response_from(std::move(body), c);
+  return parse_openai_response_reference(std::move(body));
+}
+
+result<response> parse_openai_response_reference(std::string&& body) {
   chunk c;
   openai_object o(c);
   if (auto r = read_openai_object(body, o, bad_response); !r) return r.error();
   if (o.is_error) return upstream_error_from_body(502, body, wire_format::openai);
   if (!o.has_choices) return make_error(errc::upstream_error, "the upstream response has no 'choices'", 502);
-  response r;
-  r.json = std::move(body);
-  r.content = std::move(o.c.content);
-  r.finish = o.c.finish;
-  r.usage = o.c.usage;
-  return r;
+  return response_from(std::move(body), c);
 }
 
 }  // namespace fp::api

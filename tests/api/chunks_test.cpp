@@ -324,3 +324,67 @@ TEST(openai_chunk_parser, same_shape_other_content) {
     }
   }
 }
+
+namespace {
+// parse_openai_response (the scanner, then the reference) against parse_openai_response_reference.
+fp::result<response> response_both_ways(std::string_view text) {
+  auto fast = parse_openai_response(text);
+  auto ref = parse_openai_response_reference(std::string(text));
+  EXPECT_EQ(fast.has_value(), ref.has_value()) << text;
+  if (!fast || !ref) {
+    if (!fast && !ref) {
+      EXPECT_EQ(fast.error().message, ref.error().message) << text;
+      EXPECT_EQ(fast.error().code, ref.error().code) << text;
+      EXPECT_EQ(fast.error().http_status, ref.error().http_status) << text;
+    }
+    return fast;
+  }
+  EXPECT_EQ(fast->json, ref->json) << text;
+  EXPECT_EQ(fast->content, ref->content) << text;
+  EXPECT_EQ(fast->finish, ref->finish) << text;
+  EXPECT_EQ(fast->usage.has_value(), ref->usage.has_value()) << text;
+  if (fast->usage && ref->usage) {
+    EXPECT_EQ(fast->usage->prompt_tokens, ref->usage->prompt_tokens) << text;
+    EXPECT_EQ(fast->usage->completion_tokens, ref->usage->completion_tokens) << text;
+    EXPECT_EQ(fast->usage->cached_prompt_tokens, ref->usage->cached_prompt_tokens) << text;
+  }
+  return fast;
+}
+}  // namespace
+
+TEST(parse_openai_response_scanner, agrees_with_the_reference) {
+  usage u;
+  u.prompt_tokens = 12;
+  u.completion_tokens = 5;
+  u.cached_prompt_tokens = 4;
+  auto chat = response_both_ways(make_chat_response_json(meta(), "Hello \"there\" \xc3\xa9\n", {}, finish_reason::stop, u));
+  ASSERT_TRUE(chat.has_value());
+  EXPECT_EQ(chat->content, "Hello \"there\" \xc3\xa9\n");
+  EXPECT_EQ(chat->finish, finish_reason::stop);
+  ASSERT_TRUE(chat->usage);
+  EXPECT_EQ(chat->usage->cached_prompt_tokens, 4);
+  auto text = response_both_ways(make_completion_response_json(meta(), "legacy", finish_reason::length, u));
+  ASSERT_TRUE(text.has_value());
+  EXPECT_EQ(text->content, "legacy");
+  EXPECT_EQ(text->finish, finish_reason::length);
+  tool_call tc{"call_1", "f", R"({"a":1})"};
+  EXPECT_TRUE(response_both_ways(make_chat_response_json(meta(), "", {&tc, 1}, finish_reason::tool_calls, u)).has_value());
+  for (std::string_view t :
+       {R"({"id":"x","choices":[]})", R"({"id":"x"})", "{}", R"({"choices":null})", R"({"choices":{}})",
+        R"({"choices":[{"message":{"content":null}}],"usage":null})",
+        R"({"choices":[{"message":{"content":"a"}}],"choices":[{"message":{"content":"b"}}]})",
+        R"({"choices":[{"message":{"content":"a"},"finish_reason":"stop"},{"message":{"content":"b"}}]})",
+        R"({"error":{"message":"rate limited","type":"requests"}})", R"({"error":"boom","choices":[]})",
+        R"({"error":null,"choices":[{"text":"t"}]})", R"({"choices":[{"text":"t"}],"error":{"message":"late"}})",
+        R"({"choices":[{"text":"\ud83d\ude00 \u00e9"}]})", R"({"choices":[{"text":"\ud83d"}]})",
+        R"({"choices":[{"text":"\udc00"}]})", R"({"choices":[],"x":1e400})", R"({"choices":[],"x":1e99})",
+        R"({"choices":[],"usage":{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":2}}})",
+        R"({"choices":[],"usage":{"prompt_tokens":1.5}})", " {\"choices\" : [ ] } ", "{\"choices\":[]} x", "{",
+        "", "[]", "{\"choices\":[{\"text\":\"\xc3\"}]}", "{\"choices\":[{\"text\":\"\xed\xa0\x80\"}]}"})
+    (void)response_both_ways(t);
+  auto e = response_both_ways(R"({"error":{"message":"nope"}})");
+  ASSERT_FALSE(e.has_value());
+  auto none = response_both_ways(R"({"id":"x","object":"chat.completion"})");
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().message, "the upstream response has no 'choices'");
+}

@@ -1,7 +1,8 @@
 // Differential libFuzzer target: the single-pass chunk scanner (parse_openai_chunk_into and the
 // per-stream openai_chunk_parser) against the simdjson reference (parse_openai_chunk_reference_into)
-// on the same bytes, and the SSE parser's view-returning next() against the copying one. Any
-// difference in the result, the error (code, message, status) or an extracted field aborts.
+// on the same bytes, the complete-response parser (parse_openai_response) against
+// parse_openai_response_reference, and the SSE parser's view-returning next() against the copying
+// one. Any difference in the result, the error (code, message, status) or an extracted field aborts.
 // The first byte picks where the fuzz bytes go: as they are, inside a content string, inside the
 // first choice, inside usage, or after the repeated start of a stream's chunks. Also: two chunks
 // of one shape that differ in the content token.
@@ -42,6 +43,24 @@ void same(const fp::result<void>& a, const chunk& ca, const fp::result<void>& b,
     differ("usage");
 }
 
+void same_response(const fp::result<response>& a, const fp::result<response>& b) {
+  if (a.has_value() != b.has_value()) differ("response success");
+  if (!a) {
+    if (a.error().code != b.error().code) differ("response error code");
+    if (a.error().message != b.error().message) differ("response error message");
+    if (a.error().http_status != b.error().http_status) differ("response error status");
+    return;
+  }
+  if (a->json != b->json) differ("response json");
+  if (a->content != b->content) differ("response content");
+  if (a->finish != b->finish) differ("response finish");
+  if (a->usage.has_value() != b->usage.has_value()) differ("response usage presence");
+  if (a->usage && (a->usage->prompt_tokens != b->usage->prompt_tokens ||
+                   a->usage->completion_tokens != b->usage->completion_tokens ||
+                   a->usage->cached_prompt_tokens != b->usage->cached_prompt_tokens))
+    differ("response usage");
+}
+
 constexpr std::string_view stream_start = R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",)";
 
 }  // namespace
@@ -66,6 +85,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto whole = parse_openai_chunk(text);
   chunk w = whole ? *whole : chunk{};
   same(whole ? fp::result<void>{} : fp::result<void>{whole.error()}, w, r, ref);
+
+  // The same bytes as a complete response.
+  same_response(parse_openai_response(text), parse_openai_response_reference(std::string(text)));
 
   // The per-stream parser: after a chunk with the same start (resumes after it), twice in a row
   // (resumes after its own start), and after an unrelated chunk.
