@@ -1,13 +1,13 @@
 // Client request parsing and validation (OpenAI chat/completions and legacy completions).
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <memory>
 
-#include <simdjson.h>
-
 #include "api/api.hpp"
+#include "api/json_scan.hpp"
 #include "api/json_util.hpp"
 
 namespace fp::api {
@@ -333,187 +333,302 @@ result<request> parse_with_tree(std::string_view body, endpoint kind) {
 }
 
 // ---- the fast path -------------------------------------------------------------------------------
-// simdjson's DOM parser validates the body (a few times faster than building the Boost.JSON tree)
-// and the checked fields are read from its tape. It only ever accepts: anything it does not like
-// (invalid JSON, a failed check, a number at a limit, nesting deeper than fast_max_depth) declines
-// to the reference path, which then accepts or words the error exactly as before. The tree itself
-// is built on first use (request::body()). tests/fuzz/fuzz_api checks that whatever the fast path
-// accepts the reference path accepts with the same typed fields.
+// A strict single-pass scanner (api/json_scan.hpp) validates the whole body and reads the checked
+// fields on the way. It only ever accepts: anything it does not take (invalid JSON, a failed
+// check, escaped keys where a field is looked up, a number it does not read exactly, nesting
+// deeper than k_request_max_depth) declines to the reference path, which then accepts or words the
+// error exactly as before. The tree itself is built on first use (request::body()).
+// tests/fuzz/fuzz_api checks that whatever the fast path accepts the reference path accepts with
+// the same typed fields and body.
 
-namespace sj = simdjson::dom;
-constexpr size_t fast_max_depth = 64;
-constexpr size_t fast_max_bytes = 1 << 20;
+constexpr int k_request_max_depth = 64;  // the reference allows 128
 
-bool fast_integer(sj::element v, int64_t& out) noexcept {
-  switch (v.type()) {
-    case sj::element_type::INT64: out = v.get_int64().value_unsafe(); return true;
-    case sj::element_type::DOUBLE: {
-      double d = v.get_double().value_unsafe();
-      if (!(std::fabs(d) < 9.0e15) || std::floor(d) != d) return false;  // exact doubles only
-      out = static_cast<int64_t>(d);
+class request_scanner : scan::json_scanner {
+ public:
+  request_scanner(std::string_view body, endpoint kind, request& r) noexcept
+      : json_scanner(body, k_request_max_depth), kind_(kind), r_(r) {}
+
+  // True: r_ holds the typed fields the reference would give. False: not taken (r_ may hold
+  // partial results; the caller discards it).
+  bool run() {
+    ws();
+    if (!at('{')) return false;
+    // The last of duplicate keys wins, as in the tree: each occurrence is checked and overwrites.
+    using st = request::raw_stream_fields::state;
+    bool has_model = false, has_messages = false, include_usage = false;
+    st stream = st::absent;
+    bool has_options = false;
+    std::optional<int64_t> max_tokens, max_completion_tokens, seed, n;
+    std::optional<double> temperature;
+    bool ok = fields(1, [&](std::string_view k) {
+      switch (k.size()) {
+        case 1:
+          if (scan::key_is(k, "n")) return opt_integer(n) && (!n || (*n >= 1 && *n <= 128));
+          break;
+        case 4:
+          if (scan::key_is(k, "seed")) return opt_integer(seed);
+          if (scan::key_is(k, "stop")) return null_or_string() || strings(2);
+          break;
+        case 5:
+          if (scan::key_is(k, "model")) {
+            has_model = true;
+            return model();
+          }
+          if (scan::key_is(k, "top_p")) {
+            std::optional<double> d;
+            return opt_number_in(0, 1, d);
+          }
+          if (scan::key_is(k, "tools")) return at('n') ? literal("null") : objects(2);
+          break;
+        case 6:
+          if (scan::key_is(k, "stream")) return stream_flag(stream);
+          if (scan::key_is(k, "prompt") && kind_ == endpoint::completions) return prompt(2);
+          break;
+        case 8:
+          if (scan::key_is(k, "messages") && kind_ == endpoint::chat_completions) {
+            has_messages = true;
+            return messages(2);
+          }
+          if (scan::key_is(k, "logprobs") && kind_ == endpoint::chat_completions) {
+            bool b;
+            return opt_bool(b);
+          }
+          break;
+        case 10:
+          if (scan::key_is(k, "max_tokens")) return opt_integer(max_tokens) && (!max_tokens || *max_tokens >= 1);
+          break;
+        case 11:
+          if (scan::key_is(k, "temperature")) return opt_number_in(0, 2, temperature);
+          if (scan::key_is(k, "tool_choice")) return null_or_string() || (at('{') && skip_value(1));
+          break;
+        case 14:
+          if (scan::key_is(k, "stream_options")) {
+            has_options = true;
+            include_usage = false;
+            return at('n') ? literal("null") : stream_options(2, include_usage);
+          }
+          break;
+        case 15:
+          if (scan::key_is(k, "response_format")) return at('n') ? literal("null") : at('{') && skip_value(1);
+          break;
+        case 21:
+          if (scan::key_is(k, "max_completion_tokens"))
+            return opt_integer(max_completion_tokens) && (!max_completion_tokens || *max_completion_tokens >= 1);
+          break;
+        default: break;
+      }
+      return skip_value(1);
+    });
+    if (!ok || !at_end_utf8_ok() || !has_model || r_.model.empty()) return false;
+    if (kind_ == endpoint::chat_completions && !has_messages) return false;
+    r_.stream = stream == st::is_true;
+    r_.include_usage = include_usage;
+    r_.raw_stream.stream = stream;
+    r_.raw_stream.has_options = has_options;
+    r_.raw_stream.include_usage = include_usage;
+    r_.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
+    r_.temperature = temperature;
+    r_.seed = seed;
+    if (n) r_.n = *n;
+    return true;
+  }
+
+ private:
+  endpoint kind_;
+  request& r_;
+
+  // A string token, unescaped into out (replacing it).
+  bool string_into(std::string& out) {
+    if (!at('"')) return false;
+    std::string_view raw;
+    if (!scan_string(raw)) return false;
+    out.clear();
+    if (!escaped_) {
+      out.assign(raw);
       return true;
     }
-    default: return false;  // uint64 beyond int64 and non-numbers: the reference path decides
+    return scan::append_unescaped(out, raw);
   }
-}
 
-// A number strictly inside (lo, hi), or an integer at a limit; a decimal at a limit (0.0, 2.0) is
-// left to the reference path (its decimal parsing may round the last bit differently).
-bool fast_number_in(sj::element v, double lo, double hi, double& out) noexcept {
-  if (v.type() == sj::element_type::INT64) {
-    int64_t i = v.get_int64().value_unsafe();
+  bool model() { return string_into(r_.model); }
+
+  bool null_or_string() {
+    if (at('n')) return literal("null");
+    if (!at('"')) return false;
+    std::string_view raw;
+    return scan_string(raw);
+  }
+
+  bool stream_flag(request::raw_stream_fields::state& out) {
+    using st = request::raw_stream_fields::state;
+    if (at('n') && literal("null")) {
+      out = st::is_null;
+      return true;
+    }
+    if (at('t') && literal("true")) {
+      out = st::is_true;
+      return true;
+    }
+    out = st::is_false;
+    return literal("false");
+  }
+
+  // null (out unchanged: absent) or true/false.
+  bool opt_bool(bool& out) {
+    if (at('n')) return literal("null");
+    if (at('t') && literal("true")) {
+      out = true;
+      return true;
+    }
+    out = false;
+    return literal("false");
+  }
+
+  // An integer token: an optional '-' and at most 18 digits (it fits int64 exactly), not followed
+  // by a fraction or an exponent, not -0 (those are left to the reference).
+  bool integer(int64_t& out) noexcept {
+    const char* p = p_;
+    bool neg = p < end_ && *p == '-';
+    if (neg) ++p;
+    const char* d = p;
+    int64_t v = 0;
+    if (p < end_ && *p == '0') {
+      ++p;
+    } else {
+      while (p < end_ && scan::is_digit(*p) && p - d < 18) v = v * 10 + (*p++ - '0');
+      if (p == d) return false;
+    }
+    if (p < end_ && (scan::is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E')) return false;
+    if (neg && v == 0) return false;
+    out = neg ? -v : v;
+    p_ = p;
+    return true;
+  }
+
+  // null (reset: a later duplicate null wins too) or an integer.
+  bool opt_integer(std::optional<int64_t>& out) noexcept {
+    out.reset();
+    if (at('n')) return literal("null");
+    int64_t v = 0;
+    if (!integer(v)) return false;
+    out = v;
+    return true;
+  }
+
+  // null, or a number in [lo, hi] (lo, hi integers >= 0): an integer, or a decimal strictly
+  // inside written as one digit, '.', and 1 to 6 digits. For those the reference's decimal
+  // conversion gives the correctly rounded double (checked exhaustively for 0.0 .. 1.999999),
+  // which from_chars gives too; anything else is left to the reference.
+  bool opt_number_in(int64_t lo, int64_t hi, std::optional<double>& out) noexcept {
+    out.reset();
+    if (at('n')) return literal("null");
+    const char* s = p_;
+    if (end_ - s >= 3 && (s[0] == '0' || s[0] == '1') && s[1] == '.' && scan::is_digit(s[2])) {
+      const char* p = s + 2;
+      while (p < end_ && scan::is_digit(*p) && p - s < 8) ++p;
+      if (p < end_ && (scan::is_digit(*p) || *p == 'e' || *p == 'E')) return false;
+      double d = 0;
+      if (std::from_chars(s, p, d).ptr != p) return false;
+      if (!(d > static_cast<double>(lo) && d < static_cast<double>(hi))) return false;
+      out = d;
+      p_ = p;
+      return true;
+    }
+    int64_t i = 0;
+    if (!integer(i) || i < lo || i > hi) return false;
     out = static_cast<double>(i);
-    return out >= lo && out <= hi;
+    return true;
   }
-  if (v.type() != sj::element_type::DOUBLE) return false;
-  out = v.get_double().value_unsafe();
-  return out > lo && out < hi;
-}
 
-bool is_null(sj::element v) noexcept { return v.type() == sj::element_type::NULL_VALUE; }
+  // An array of strings.
+  bool strings(int depth) {
+    if (!at('[')) return false;
+    return elements(depth, [&](bool) {
+      if (!at('"')) return false;
+      std::string_view raw;
+      return scan_string(raw);
+    });
+  }
 
-bool fast_messages(sj::element v) noexcept {
-  sj::array arr;
-  if (v.get_array().get(arr) != simdjson::SUCCESS || arr.size() == 0) return false;
-  for (sj::element m : arr) {
-    sj::object o;
-    if (m.get_object().get(o) != simdjson::SUCCESS) return false;
-    std::string_view role;
-    bool has_role = false;
-    sj::element content, tool_calls;
-    bool has_content = false, has_tool_calls = false;
-    for (auto [k, fv] : o) {  // the last of duplicate keys wins, as in the tree
-      if (k == "role") {
-        has_role = true;
-        if (fv.get_string().get(role) != simdjson::SUCCESS) return false;
-      } else if (k == "content") {
-        has_content = true;
-        content = fv;
-      } else if (k == "tool_calls") {
-        has_tool_calls = true;
-        tool_calls = fv;
+  // An array of objects.
+  bool objects(int depth) {
+    if (!at('[')) return false;
+    return elements(depth, [&](bool) { return at('{') && skip_value(depth); });
+  }
+
+  // A string, or an array of strings, integers and arrays (tokens).
+  bool prompt(int depth) {
+    if (at('n')) return literal("null");
+    if (at('"')) {
+      std::string_view raw;
+      return scan_string(raw);
+    }
+    if (!at('[')) return false;
+    return elements(depth, [&](bool) {
+      if (at('"')) {
+        std::string_view raw;
+        return scan_string(raw);
       }
-    }
-    if (!has_role || !is_role(role)) return false;
-    if (has_content && !content.is_string() && !content.is_array() && !is_null(content)) return false;
-    if (has_tool_calls && !tool_calls.is_array() && !is_null(tool_calls)) return false;
+      if (at('[')) return skip_value(depth);
+      int64_t i;
+      return integer(i);
+    });
   }
-  return true;
-}
 
-bool fast_prompt(sj::element v) noexcept {
-  if (v.is_string()) return true;
-  sj::array arr;
-  if (v.get_array().get(arr) != simdjson::SUCCESS) return false;
-  for (sj::element e : arr) {
-    if (!e.is_string() && !e.is_int64() && !e.is_array()) return false;
-  }
-  return true;
-}
-
-// Fills r's typed fields from a padded body (SIMDJSON_PADDING readable bytes past its end).
-bool fast_parse(const char* data, size_t size, endpoint kind, request& r) noexcept {
-  if (size > fast_max_bytes) return false;  // bounds the per-thread parser's memory
-  thread_local sj::parser parser;
-  if (parser.max_depth() != fast_max_depth && parser.allocate(4096, fast_max_depth) != simdjson::SUCCESS) return false;
-  sj::element root;
-  if (parser.parse(data, size, false).get(root) != simdjson::SUCCESS) return false;
-  sj::object top;
-  if (root.get_object().get(top) != simdjson::SUCCESS) return false;
-  struct field {
-    sj::element v;
-    bool set = false;
-    void operator=(sj::element e) noexcept { v = e, set = true; }
-    bool given() const noexcept { return set && !is_null(v); }  // present and not null
-  };
-  field model, messages, prompt, stream, stream_options, max_tokens, max_completion_tokens, temperature,
-      top_p, seed, n, stop, tools, tool_choice, response_format, logprobs;
-  for (auto [k, v] : top) {
-    switch (k.size()) {
-      case 1: if (k == "n") n = v; break;
-      case 4: if (k == "seed") seed = v; else if (k == "stop") stop = v; break;
-      case 5: if (k == "model") model = v; else if (k == "top_p") top_p = v; else if (k == "tools") tools = v; break;
-      case 6: if (k == "stream") stream = v; else if (k == "prompt") prompt = v; break;
-      case 8: if (k == "messages") messages = v; else if (k == "logprobs") logprobs = v; break;
-      case 10: if (k == "max_tokens") max_tokens = v; break;
-      case 11: if (k == "temperature") temperature = v; else if (k == "tool_choice") tool_choice = v; break;
-      case 14: if (k == "stream_options") stream_options = v; break;
-      case 15: if (k == "response_format") response_format = v; break;
-      case 21: if (k == "max_completion_tokens") max_completion_tokens = v; break;
-      default: break;
-    }
-  }
-  std::string_view m;
-  if (!model.set || model.v.get_string().get(m) != simdjson::SUCCESS || m.empty()) return false;
-  if (kind == endpoint::chat_completions) {
-    if (!messages.set || !fast_messages(messages.v)) return false;
-  } else if (prompt.given() && !fast_prompt(prompt.v)) {
-    return false;
-  }
-  if (stream.given() && stream.v.get_bool().get(r.stream) != simdjson::SUCCESS) return false;
-  if (stream_options.given()) {
-    sj::object so;
-    if (stream_options.v.get_object().get(so) != simdjson::SUCCESS) return false;
-    field iu;
-    for (auto [k, v] : so) {
-      if (k == "include_usage") iu = v;
-    }
-    if (iu.given() && iu.v.get_bool().get(r.include_usage) != simdjson::SUCCESS) return false;
-  }
-  using st = request::raw_stream_fields::state;
-  r.raw_stream.stream = !stream.set ? st::absent : is_null(stream.v) ? st::is_null : r.stream ? st::is_true : st::is_false;
-  r.raw_stream.has_options = stream_options.set;
-  r.raw_stream.include_usage = r.include_usage;
-  int64_t i = 0;
-  if (max_tokens.given()) {
-    if (!fast_integer(max_tokens.v, i) || i < 1) return false;
-    r.max_tokens = i;
-  }
-  if (max_completion_tokens.given()) {
-    if (!fast_integer(max_completion_tokens.v, i) || i < 1) return false;
-    r.max_tokens = i;
-  }
-  double d = 0;
-  if (temperature.given()) {
-    if (!fast_number_in(temperature.v, 0, 2, d)) return false;
-    r.temperature = d;
-  }
-  if (top_p.given() && !fast_number_in(top_p.v, 0, 1, d)) return false;
-  if (seed.given()) {
-    if (!fast_integer(seed.v, i)) return false;
-    r.seed = i;
-  }
-  if (n.given()) {
-    if (!fast_integer(n.v, i) || i < 1 || i > 128) return false;
-    r.n = i;
-  }
-  if (stop.given()) {
-    if (sj::array a; stop.v.get_array().get(a) == simdjson::SUCCESS) {
-      for (sj::element s : a) {
-        if (!s.is_string()) return false;
+  bool stream_options(int depth, bool& include_usage) {
+    if (!at('{')) return false;
+    return fields(depth, [&](std::string_view k) {
+      if (scan::key_is(k, "include_usage")) {
+        include_usage = false;
+        return opt_bool(include_usage);
       }
-    } else if (!stop.v.is_string()) {
-      return false;
-    }
+      return skip_value(depth);
+    });
   }
-  if (tools.given()) {
-    sj::array a;
-    if (tools.v.get_array().get(a) != simdjson::SUCCESS) return false;
-    for (sj::element t : a) {
-      if (!t.is_object()) return false;
-    }
+
+  // A non-empty array of message objects, each with a known role (a string without escapes),
+  // content a string, an array or null, tool_calls an array or null (the last of duplicates wins).
+  bool messages(int depth) {
+    if (!at('[')) return false;
+    bool any = false;
+    bool ok = elements(depth, [&](bool) {
+      any = true;
+      if (!at('{')) return false;
+      std::string_view role;
+      bool has_role = false;
+      bool content_ok = true, tool_calls_ok = true;
+      if (!fields(depth + 1, [&](std::string_view k) {
+            if (scan::key_is(k, "role")) {
+              has_role = true;
+              if (!at('"') || !scan_string(role)) return false;
+              if (escaped_) role = {};  // not a known role as written: declined below
+              return true;
+            }
+            if (scan::key_is(k, "content")) {
+              content_ok = at('"') || at('[') || at('n');
+              return skip_value(depth + 1);
+            }
+            if (scan::key_is(k, "tool_calls")) {
+              tool_calls_ok = at('[') || at('n');
+              return skip_value(depth + 1);
+            }
+            return skip_value(depth + 1);
+          }))
+        return false;
+      return has_role && is_role(role) && content_ok && tool_calls_ok;
+    });
+    return ok && any;
   }
-  if (tool_choice.given() && !tool_choice.v.is_string() && !tool_choice.v.is_object()) return false;
-  if (response_format.given() && !response_format.v.is_object()) return false;
-  if (logprobs.given() && !logprobs.v.is_bool() && kind == endpoint::chat_completions) return false;
-  r.model.assign(m);
-  return true;
+};
+
+bool fast_parse(std::string_view body, endpoint kind, request& r) {
+  return request_scanner(body, kind, r).run();
 }
 
-result<request> parse_padded(std::string&& body, endpoint kind) {
+result<request> parse_body(std::string&& body, endpoint kind) {
   request r;
   r.kind = kind;
-  if (fast_parse(body.data(), body.size(), kind, r)) {
+  if (fast_parse(body, kind, r)) {
     r.raw_body = std::move(body);
     return r;
   }
@@ -525,15 +640,11 @@ result<request> parse_padded(std::string&& body, endpoint kind) {
 }  // namespace
 
 result<request> parse_owned_openai_request(std::string&& body, endpoint kind) {
-  if (body.capacity() - body.size() < simdjson::SIMDJSON_PADDING) body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  return parse_padded(std::move(body), kind);
+  return parse_body(std::move(body), kind);
 }
 
 result<request> parse_openai_request(std::string_view body, endpoint kind) {
-  std::string b;
-  b.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  b.assign(body);
-  return parse_padded(std::move(b), kind);
+  return parse_body(std::string(body), kind);
 }
 
 result<request> parse_openai_request_reference(std::string_view body, endpoint kind) {

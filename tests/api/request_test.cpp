@@ -240,6 +240,56 @@ TEST(parse_openai_request, fast_path_agrees_with_the_reference) {
       R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":1})",
       deep,
       too_deep,
+      // The scanner's edges: escapes in keys and values, duplicates, nulls, number forms.
+      R"({"mod\u0065l":"m","messages":[{"role":"user","content":"x"}]})",
+      R"({"model":"m\u00e9\n\ud83d\ude00","messages":[{"role":"us\u0065r","content":"x"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"\udc00"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"\ud800\u0041"}]})",
+      "{\"model\":\"m\xc3\xa9\",\"messages\":[{\"role\":\"user\",\"content\":\"\xed\xa0\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x01\"}]}",
+      R"({"model":"","messages":[{"role":"user","content":"x"}]})",
+      R"({"model":5,"messages":[{"role":"user","content":"x"}]})",
+      R"({"model":"m","messages":[]})",
+      R"({"model":"m","messages":[5]})",
+      R"({"model":"m","messages":[{"content":"x"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":5}]})",
+      R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x"}],"tool_calls":null}]})",
+      R"({"model":"m","messages":[{"role":"assistant","tool_calls":{}}]})",
+      R"({"model":"m","messages":[{"role":"user","content":5,"content":"x"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":null,"stream_options":null})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true},"stream_options":{}})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":1}})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":5,"max_completion_tokens":7})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":7,"max_tokens":5})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":5,"max_tokens":null})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-0,"seed":-0})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":-42,"n":128,"top_p":1})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":999999999999999999})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":9223372036854775807})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0.7,"top_p":0.95})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1.999999,"top_p":0.000001})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0.1234567})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":2,"temperature":0})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":2.5})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":7e-1})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":-0.5})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"],"tools":[{"type":"function"}],"tool_choice":"auto","response_format":{"type":"json_object"},"logprobs":true})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[1]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":1})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":"json"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"x":[1e99,-1.5E-99,0.0,-0,{"a":null}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"x":1e100})",
+      R"({"model":"m","prompt":"p","logprobs":5})",
+      R"({"model":"m","prompt":[-0]})",
+      R"({"model":"m","prompt":null,"messages":5})",
+      R"({"model":"m","prompt":{}})",
+      " \t\r\n{ \"model\" : \"m\" , \"messages\" : [ { \"role\" : \"user\" , \"content\" : \"x\" } ] } \n",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}])",
   };
   for (const auto& body : cases) {
     for (auto kind : {endpoint::chat_completions, endpoint::completions}) {
@@ -256,6 +306,11 @@ TEST(parse_openai_request, fast_path_agrees_with_the_reference) {
       EXPECT_EQ(fast->temperature, ref->temperature) << body;
       EXPECT_EQ(fast->seed, ref->seed) << body;
       EXPECT_EQ(fast->n, ref->n) << body;
+      EXPECT_EQ(fast->include_usage, ref->include_usage) << body;
+      EXPECT_EQ(fast->raw_stream.stream, ref->raw_stream.stream) << body;
+      EXPECT_EQ(fast->raw_stream.has_options, ref->raw_stream.has_options) << body;
+      EXPECT_EQ(fast->raw_stream.include_usage, ref->raw_stream.include_usage) << body;
+      EXPECT_EQ(fast->raw_body, ref->raw_body) << body;
       EXPECT_EQ(fast->body(), ref->body()) << body;
     }
   }

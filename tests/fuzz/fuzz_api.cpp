@@ -1,8 +1,9 @@
 // libFuzzer target for every fp_api parser of outside input: client request bodies, upstream stream
 // chunks (fast path and aggregator), SSE framing at arbitrary splits, the Anthropic event
 // translator and the complete-response converters. The first byte picks the split point policy.
-// Differential: whatever the fast request parser (simdjson) accepts, the reference (Boost.JSON
-// tree) accepts with the same typed fields and the same body; errors are the reference's.
+// Differential: whatever the fast request parser (the strict single-pass scanner) accepts, the
+// reference (Boost.JSON tree) accepts with the same typed fields and the same body; errors are the
+// reference's.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
