@@ -5,11 +5,20 @@
 // of 0 bytes, so a read issued while the peer has not answered yet (the upstream right after the
 // request went out; the client right after its response went out) is a recv() that fails with
 // EAGAIN before the wait on epoll: ~0.7-0.8 wasted syscalls per proxied request at c=1 and c=32
-// (nginx makes none). Sockets are registered edge-triggered (EPOLLET), so a read that returned
+// (nginx makes none), about half of them on the client side. Sockets are registered edge-triggered (EPOLLET), so a read that returned
 // fewer bytes than asked has drained the socket, and any byte that arrives after it raises a new
 // edge. Reads through a drain_buffer report such a short read as done_and_exhausted: the next read
 // on that socket then waits for epoll instead of trying recv() first (Asio turns speculation back
 // on when the edge comes).
+//
+// The catch: a FIN that arrived before the short read (right behind the last bytes) raised its
+// edge already, so the next read waits for an edge that never comes; it ends only by its
+// deadline. Hence only the server's reads of client requests use it: there, the next read is
+// the next request, and a client that half-closed right behind its request is still answered
+// and its connection then ends by the idle timeout (before, the watch took its FIN for a client
+// gone and cancelled the request). The upstream client does not: a body read until close, or a
+// stream cut mid-way, must see the FIN at once (tests/cache CacheGateway.FailedOrIncomplete...
+// waited for the chunk-gap timeout when it did).
 //
 // A distinct buffer type keeps this to our reads: reactive_socket_recv_op_base<drain_buffer> is an
 // instantiation nothing else uses, so its do_perform can be specialized here without touching
