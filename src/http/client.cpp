@@ -239,8 +239,6 @@ namespace {
 awaitable<std::tuple<boost::system::error_code, size_t>> read_into(connection& c) {
   auto b = net::buffer(c.in.space(), c.in.space_size());
   if (c.tls) return c.tls->async_read_some(b, use_tuple);
-  // Not a drain_buffer (see drain_buffer.hpp): an upstream's FIN right behind its last bytes (a
-  // body read until close, a stream cut mid-way) must end the next read at once.
   return c.plain->async_read_some(b, use_tuple);
 }
 }  // namespace

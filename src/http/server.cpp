@@ -31,7 +31,6 @@
 #include <unordered_set>
 
 
-#include "http/drain_buffer.hpp"
 #include "http/http.hpp"
 #include "http/read_buffer.hpp"
 #include "http/wire.hpp"
@@ -421,7 +420,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
   // run() is written out there instead (one coroutine frame fewer per request).
   awaitable<boost::system::error_code> read_more(size_t limit) {
     if (!make_room(limit)) co_return boost::system::error_code(net::error::no_buffer_space);
-    auto [ec, n] = co_await sock.async_read_some(drain_buffer(net::buffer(in.space(), in.space_size())), use_tuple);
+    auto [ec, n] = co_await sock.async_read_some(net::buffer(in.space(), in.space_size()), use_tuple);
     co_return read_done(ec, n);
   }
   boost::system::error_code read_done(boost::system::error_code ec, size_t n) {
@@ -474,7 +473,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
         body.resize(want);
         size_t got = have;
         while (got < want) {  // the rest straight into the body
-          auto [ec, n] = co_await sock.async_read_some(drain_buffer(net::buffer(body.data() + got, want - got)), use_tuple);
+          auto [ec, n] = co_await sock.async_read_some(net::buffer(body.data() + got, want - got), use_tuple);
           if (ec || n == 0) co_return body_error{};
           got += n;
         }
@@ -517,7 +516,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
       if (buffered() == 0) {
         set_deadline(o.idle_timeout);
         if (!make_room(std::max<size_t>(head_limit, 8192))) break;
-        auto [ec, n] = co_await sock.async_read_some(drain_buffer(net::buffer(in.space(), in.space_size())), use_tuple);
+        auto [ec, n] = co_await sock.async_read_some(net::buffer(in.space(), in.space_size()), use_tuple);
         if (read_done(ec, n)) break;
       }
       idle = false;
