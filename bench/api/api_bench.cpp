@@ -17,6 +17,25 @@ chunk_meta meta() {
   return m;
 }
 
+std::string chunk_json(std::string_view content) {
+  chunk_delta d;
+  d.content = content;
+  return make_chat_chunk_json(meta(), d);
+}
+
+std::string sse_wire(std::string_view content) {
+  std::string wire;
+  append_sse_data(wire, chunk_json(content));
+  return wire;
+}
+
+// `text` parsed by parse(text) per iteration, counted as text.size() bytes.
+template <class Parse>
+void run_parse(benchmark::State& s, const std::string& text, Parse parse) {
+  for (auto _ : s) benchmark::DoNotOptimize(parse(text));
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * text.size()));
+}
+
 void bm_make_chat_chunk_json(benchmark::State& s) {
   auto m = meta();
   chunk_delta d;
@@ -26,35 +45,20 @@ void bm_make_chat_chunk_json(benchmark::State& s) {
 BENCHMARK(bm_make_chat_chunk_json);
 
 void bm_parse_openai_chunk(benchmark::State& s) {
-  chunk_delta d;
-  d.content = " streaming";
-  auto json = make_chat_chunk_json(meta(), d);
-  for (auto _ : s) {
-    auto c = parse_openai_chunk(json);
-    benchmark::DoNotOptimize(c);
-  }
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+  run_parse(s, chunk_json(" streaming"), [](const std::string& j) { return parse_openai_chunk(j); });
 }
 BENCHMARK(bm_parse_openai_chunk);
 
 // The reference (simdjson On-Demand) that parse_openai_chunk_into() falls back to.
 void bm_parse_openai_chunk_reference(benchmark::State& s) {
-  chunk_delta d;
-  d.content = " streaming";
-  auto json = make_chat_chunk_json(meta(), d);
   chunk c;
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_chunk_reference_into(json, c));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+  run_parse(s, chunk_json(" streaming"), [&c](const std::string& j) { return parse_openai_chunk_reference_into(j, c); });
 }
 BENCHMARK(bm_parse_openai_chunk_reference);
 
 void bm_parse_openai_chunk_into(benchmark::State& s) {
-  chunk_delta d;
-  d.content = " streaming";
-  auto json = make_chat_chunk_json(meta(), d);
   chunk c;
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_chunk_into(json, c));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+  run_parse(s, chunk_json(" streaming"), [&c](const std::string& j) { return parse_openai_chunk_into(j, c); });
 }
 BENCHMARK(bm_parse_openai_chunk_into);
 
@@ -62,11 +66,8 @@ BENCHMARK(bm_parse_openai_chunk_into);
 // content string only compared).
 void bm_openai_chunk_parser(benchmark::State& s) {
   std::vector<std::string> jsons;
-  for (const char* piece : {" streaming", " matters", " for", " perceived latency", ",", " in"}) {
-    chunk_delta d;
-    d.content = piece;
-    jsons.push_back(make_chat_chunk_json(meta(), d));
-  }
+  for (const char* piece : {" streaming", " matters", " for", " perceived latency", ",", " in"})
+    jsons.push_back(chunk_json(piece));
   openai_chunk_parser p;
   chunk c;
   size_t i = 0, bytes = 0;
@@ -81,22 +82,16 @@ BENCHMARK(bm_openai_chunk_parser);
 
 // A chunk with escapes and non-ASCII text in its content (the unescaping and UTF-8 check).
 void bm_parse_openai_chunk_into_escaped(benchmark::State& s) {
-  chunk_delta d;
-  d.content = "line \"one\"\n\u00e9t\u00e9 \xe2\x9c\x93 caf\xc3\xa9";
-  auto json = make_chat_chunk_json(meta(), d);
   chunk c;
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_chunk_into(json, c));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+  run_parse(s, chunk_json("line \"one\"\n\u00e9t\u00e9 \xe2\x9c\x93 caf\xc3\xa9"),
+            [&c](const std::string& j) { return parse_openai_chunk_into(j, c); });
 }
 BENCHMARK(bm_parse_openai_chunk_into_escaped);
 
 // What the OpenAI provider does per chunk: read one event in place, take it as a view, parse it
 // into a reused chunk.
 void bm_stream_chunk(benchmark::State& s) {
-  chunk_delta d;
-  d.content = " streaming";
-  std::string wire;
-  append_sse_data(wire, make_chat_chunk_json(meta(), d));
+  const std::string wire = sse_wire(" streaming");
   sse_parser p;
   sse_event storage;
   sse_event_view e;
@@ -112,10 +107,7 @@ BENCHMARK(bm_stream_chunk);
 
 // The same before: the event copied out, then parsed.
 void bm_stream_chunk_copying(benchmark::State& s) {
-  chunk_delta d;
-  d.content = " streaming";
-  std::string wire;
-  append_sse_data(wire, make_chat_chunk_json(meta(), d));
+  const std::string wire = sse_wire(" streaming");
   sse_parser p;
   sse_event e;
   chunk c;
@@ -128,10 +120,7 @@ void bm_stream_chunk_copying(benchmark::State& s) {
 BENCHMARK(bm_stream_chunk_copying);
 
 void bm_sse_parser_event(benchmark::State& s) {
-  chunk_delta d;
-  d.content = " streaming";
-  std::string wire;
-  append_sse_data(wire, make_chat_chunk_json(meta(), d));
+  const std::string wire = sse_wire(" streaming");
   sse_parser p;
   sse_event e;
   for (auto _ : s) {
@@ -143,24 +132,21 @@ BENCHMARK(bm_sse_parser_event);
 
 void bm_parse_openai_request(benchmark::State& s) {
   std::string body = R"({"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"max_tokens":256,"temperature":0.7,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Explain in three sentences why streaming matters for perceived latency in chat applications."}]})";
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_request(body));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * body.size()));
+  run_parse(s, body, [](const std::string& b) { return parse_openai_request(b); });
 }
 BENCHMARK(bm_parse_openai_request);
 
 // The body `fastpath bench` sends (what bench/gateway/cpu_per_request.sh proxies).
 void bm_parse_openai_request_loadgen(benchmark::State& s) {
   std::string body = R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_request(body));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * body.size()));
+  run_parse(s, body, [](const std::string& b) { return parse_openai_request(b); });
 }
 BENCHMARK(bm_parse_openai_request_loadgen);
 
 // The reference (Boost.JSON tree) that parse_openai_request() falls back to, on the same body.
 void bm_parse_openai_request_loadgen_reference(benchmark::State& s) {
   std::string body = R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_request_reference(body));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * body.size()));
+  run_parse(s, body, [](const std::string& b) { return parse_openai_request_reference(b); });
 }
 BENCHMARK(bm_parse_openai_request_loadgen_reference);
 
@@ -174,17 +160,13 @@ std::string typical_response() {
 }
 
 void bm_parse_openai_response(benchmark::State& s) {
-  const std::string json = typical_response();
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_response(json));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+  run_parse(s, typical_response(), [](const std::string& j) { return parse_openai_response(j); });
 }
 BENCHMARK(bm_parse_openai_response);
 
 // The reference (simdjson On-Demand) that parse_openai_response() falls back to.
 void bm_parse_openai_response_reference(benchmark::State& s) {
-  const std::string json = typical_response();
-  for (auto _ : s) benchmark::DoNotOptimize(parse_openai_response_reference(std::string(json)));
-  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * json.size()));
+  run_parse(s, typical_response(), [](const std::string& j) { return parse_openai_response_reference(std::string(j)); });
 }
 BENCHMARK(bm_parse_openai_response_reference);
 
