@@ -146,6 +146,14 @@ struct pool {
   std::deque<net::steady_timer*> waiters;
   std::vector<std::unique_ptr<connection>> idle;  // (destroyed first: its connections leave conns)
 
+  // The most recently parked connection, or null when none is idle.
+  std::unique_ptr<connection> take_idle() {
+    if (idle.empty()) return nullptr;
+    auto c = std::move(idle.back());
+    idle.pop_back();
+    return c;
+  }
+
   void wake_one() {
     if (!waiters.empty()) {
       waiters.front()->cancel();
@@ -346,11 +354,7 @@ struct upstream::impl : std::enable_shared_from_this<upstream::impl> {
       auto cs = co_await net::this_coro::cancellation_state;
       if (cs.cancelled() != net::cancellation_type::none) co_return make_error(errc::cancelled, "cancelled");
     }
-    if (!p.idle.empty()) {
-      auto c = std::move(p.idle.back());
-      p.idle.pop_back();
-      co_return std::pair{std::move(c), true};
-    }
+    if (auto c = p.take_idle()) co_return std::pair{std::move(c), true};
     ++p.open;
     auto r = co_await connect(p, steady::now() + min_ms(t.connect, until(total_deadline)));
     if (!r) {
@@ -678,14 +682,10 @@ awaitable<result<std::unique_ptr<client_response>>> upstream::send(const client_
   };
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<connection> c;
-    bool reused = false;
+    std::unique_ptr<connection> c = p.take_idle();
+    bool reused = c != nullptr;
     int64_t now = start;  // still the time when a pooled connection is taken at once
-    if (!p.idle.empty()) {
-      c = std::move(p.idle.back());
-      p.idle.pop_back();
-      reused = true;
-    } else {
+    if (!c) {
       auto got = co_await up->acquire(p, t, total_deadline_tp);
       if (!got) co_return got.error();
       c = std::move(got->first);

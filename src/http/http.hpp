@@ -56,11 +56,7 @@ struct request {
   std::string_view method;
   std::string_view target;  // path and query as sent
   field_list headers;       // as sent (names in their original case)
-  // The body. Its buffer has at least body_slack bytes of spare capacity past the end when it
-  // came with a Content-Length (simdjson reads up to 64 bytes past a document's end: the gateway
-  // validates bodies in place instead of copying them into a padded buffer).
   std::string body;
-  static constexpr size_t body_slack = 64;
   int64_t received_ns = 0;  // monotonic time the request head was complete
   std::string head_bytes;   // what the views above point into
 

@@ -277,7 +277,7 @@ struct session final : responder, std::enable_shared_from_this<session> {
     rest_written_ = 0;
     return write_now(rest_, rest_written_);
   }
-  awaitable<bool> respond_rest() override { co_return co_await write_rest(rest_, rest_written_); }
+  awaitable<bool> respond_rest() override { return write_rest(rest_, rest_written_); }
 
   // What follows `head` (already holding a response head, or empty) in one gather write: `piece`
   // as one chunk (its size line appended to head; nothing when empty), then `tail` (the piece's
@@ -439,7 +439,6 @@ struct session final : responder, std::enable_shared_from_this<session> {
         head_.content_length > buffered())
       return false;
     const size_t want = static_cast<size_t>(head_.content_length);
-    req_.body.reserve(want + request::body_slack);
     req_.body.assign(in.data(), want);
     in.begin += want;
     return true;
@@ -466,7 +465,6 @@ struct session final : responder, std::enable_shared_from_this<session> {
         co_return body_error{413, fmt::format("request body larger than {} bytes", o.max_body_bytes)};
       const size_t want = static_cast<size_t>(head_.content_length);
       const size_t have = std::min(want, buffered());
-      body.reserve(want + request::body_slack);
       body.assign(in.data(), have);
       in.begin += have;
       if (have < want) {
