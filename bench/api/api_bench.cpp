@@ -137,16 +137,17 @@ void bm_parse_openai_request(benchmark::State& s) {
 BENCHMARK(bm_parse_openai_request);
 
 // The body `fastpath bench` sends (what bench/gateway/cpu_per_request.sh proxies).
+const std::string loadgen_body =
+    R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
+
 void bm_parse_openai_request_loadgen(benchmark::State& s) {
-  std::string body = R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
-  run_parse(s, body, [](const std::string& b) { return parse_openai_request(b); });
+  run_parse(s, loadgen_body, [](const std::string& b) { return parse_openai_request(b); });
 }
 BENCHMARK(bm_parse_openai_request_loadgen);
 
 // The reference (Boost.JSON tree) that parse_openai_request() falls back to, on the same body.
 void bm_parse_openai_request_loadgen_reference(benchmark::State& s) {
-  std::string body = R"({"messages":[{"role":"user","content":"Write a short story about a robot learning to paint."}],"model":"gpt-4o","stream":false,"max_tokens":20})";
-  run_parse(s, body, [](const std::string& b) { return parse_openai_request_reference(b); });
+  run_parse(s, loadgen_body, [](const std::string& b) { return parse_openai_request_reference(b); });
 }
 BENCHMARK(bm_parse_openai_request_loadgen_reference);
 

@@ -52,14 +52,14 @@ class openai_provider final : public provider {
     if (req.raw_body.empty()) return std::nullopt;
     if (!opts.upstream_model.empty() && opts.upstream_model != req.model) return std::nullopt;
     const auto& rs = req.raw_stream;
+    using st = api::request::raw_stream_fields::state;
     if (!stream) {
       // An explicit "stream":false says the same as no field (clients and SDKs send it on every
       // call); stream_options, or a null stream, still go through the rebuild that drops them.
-      using st = api::request::raw_stream_fields::state;
       if ((rs.stream != st::absent && rs.stream != st::is_false) || rs.has_options) return std::nullopt;
       return std::string_view(req.raw_body);
     }
-    if (rs.stream != api::request::raw_stream_fields::state::is_true) return std::nullopt;
+    if (rs.stream != st::is_true) return std::nullopt;
     if (!spec_.request_usage || rs.include_usage) return std::string_view(req.raw_body);
     if (rs.has_options) return std::nullopt;
     auto brace = req.raw_body.find('{');
