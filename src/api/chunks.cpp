@@ -475,18 +475,7 @@ class chunk_scanner : json_scanner {
   // null (out unchanged), or a plain non-negative integer that fits int64.
   bool read_count(int64_t& out) noexcept {
     if (at('n')) return literal("null");
-    const char* p = p_;
-    int64_t v = 0;
-    if (p < end_ && *p == '0') {
-      ++p;
-    } else {
-      while (p < end_ && is_digit(*p) && p - p_ < 18) v = v * 10 + (*p++ - '0');
-      if (p == p_) return false;
-    }
-    if (p < end_ && (is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E')) return false;
-    out = v;
-    p_ = p;
-    return true;
+    return integer(out, /*negative_ok=*/false);
   }
 
   bool read_choice(int depth) {

@@ -214,6 +214,27 @@ class json_scanner {
     }
   }
 
+  // An integer token: an optional '-' (when negative_ok) and at most 18 digits (it fits int64
+  // exactly), not followed by a fraction or an exponent, not -0 (those are left to the reference).
+  bool integer(int64_t& out, bool negative_ok = true) noexcept {
+    const char* p = p_;
+    const bool neg = negative_ok && p < end_ && *p == '-';
+    if (neg) ++p;
+    const char* d = p;
+    int64_t v = 0;
+    if (p < end_ && *p == '0') {
+      ++p;
+    } else {
+      while (p < end_ && is_digit(*p) && p - d < 18) v = v * 10 + (*p++ - '0');
+      if (p == d) return false;
+    }
+    if (p < end_ && (is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E')) return false;
+    if (neg && v == 0) return false;
+    out = neg ? -v : v;
+    p_ = p;
+    return true;
+  }
+
   // A number, only checked. Declined beyond k_max_number_digits digits before or after the
   // point or a two-digit exponent (|value| stays within about 1e-200..1e200, where no reference
   // reports a range error).

@@ -484,27 +484,6 @@ class request_scanner : scan::json_scanner {
     return literal("false");
   }
 
-  // An integer token: an optional '-' and at most 18 digits (it fits int64 exactly), not followed
-  // by a fraction or an exponent, not -0 (those are left to the reference).
-  bool integer(int64_t& out) noexcept {
-    const char* p = p_;
-    bool neg = p < end_ && *p == '-';
-    if (neg) ++p;
-    const char* d = p;
-    int64_t v = 0;
-    if (p < end_ && *p == '0') {
-      ++p;
-    } else {
-      while (p < end_ && scan::is_digit(*p) && p - d < 18) v = v * 10 + (*p++ - '0');
-      if (p == d) return false;
-    }
-    if (p < end_ && (scan::is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E')) return false;
-    if (neg && v == 0) return false;
-    out = neg ? -v : v;
-    p_ = p;
-    return true;
-  }
-
   // null (reset: a later duplicate null wins too) or an integer.
   bool opt_integer(std::optional<int64_t>& out) noexcept {
     out.reset();
@@ -621,14 +600,12 @@ class request_scanner : scan::json_scanner {
   }
 };
 
-bool fast_parse(std::string_view body, endpoint kind, request& r) {
-  return request_scanner(body, kind, r).run();
-}
+}  // namespace
 
-result<request> parse_body(std::string&& body, endpoint kind) {
+result<request> parse_owned_openai_request(std::string&& body, endpoint kind) {
   request r;
   r.kind = kind;
-  if (fast_parse(body, kind, r)) {
+  if (request_scanner(body, kind, r).run()) {
     r.raw_body = std::move(body);
     return r;
   }
@@ -637,14 +614,8 @@ result<request> parse_body(std::string&& body, endpoint kind) {
   return slow;
 }
 
-}  // namespace
-
-result<request> parse_owned_openai_request(std::string&& body, endpoint kind) {
-  return parse_body(std::move(body), kind);
-}
-
 result<request> parse_openai_request(std::string_view body, endpoint kind) {
-  return parse_body(std::string(body), kind);
+  return parse_owned_openai_request(std::string(body), kind);
 }
 
 result<request> parse_openai_request_reference(std::string_view body, endpoint kind) {
@@ -656,18 +627,14 @@ result<request> parse_openai_request_reference(std::string_view body, endpoint k
 // ---- request's body tree --------------------------------------------------------------------------
 
 const boost::json::object& request::body() const {
-  if (!body_) {
-    // raw_body was validated when the request was parsed, so this does not fail; if a caller put
-    // something else there, the body is empty rather than half-built.
-    result<boost::json::value> v = make_error(errc::invalid_request, "no body");
-    if (!raw_body.empty()) v = parse_body_tree(raw_body);
-    if (v && v->is_object()) {
-      body_.emplace(std::move(v->get_object()));  // move-constructed: keeps the arena
-    } else {
-      body_.emplace();
-    }
+  if (body_) return *body_;
+  // raw_body was validated when the request was parsed, so this does not fail; if a caller put
+  // something else there, the body is empty rather than half-built.
+  if (!raw_body.empty()) {
+    if (auto v = parse_body_tree(raw_body); v && v->is_object())
+      return body_.emplace(std::move(v->get_object()));  // move-constructed: keeps the arena
   }
-  return *body_;
+  return body_.emplace();
 }
 
 boost::json::object& request::mutable_body() {
