@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 
 #include "api/api.hpp"
 #include "api/json_scan.hpp"
@@ -181,17 +182,24 @@ namespace {
 // allocation as the arena itself, so a typical body's tree costs one malloc and one free instead
 // of one per string, array and object. Shared (reference-counted) by every copy of the body, which
 // keeps its storage (Boost.JSON copies use the source's resource); freed with the last one.
+// Copies may be made on several threads at once (a const request read by a cache flight's
+// followers; json copies allocate from the source's arena), so allocation takes a lock: it is
+// uncontended on the request's own thread, and only paths that build or copy the tree pay it.
 class request_arena final : public boost::json::memory_resource {
  public:
   static constexpr size_t inline_bytes = 864;  // the whole arena stays a small (tcache) block
 
  private:
-  void* do_allocate(size_t n, size_t align) override { return mono_.allocate(n, align); }
+  void* do_allocate(size_t n, size_t align) override {
+    std::lock_guard lk(mu_);
+    return mono_.allocate(n, align);
+  }
   void do_deallocate(void*, size_t, size_t) override {}  // all at once, with the arena
   bool do_is_equal(const memory_resource& other) const noexcept override { return this == &other; }
 
   alignas(std::max_align_t) unsigned char first_[inline_bytes];
   boost::json::monotonic_resource mono_{first_, inline_bytes};
+  std::mutex mu_;
 };
 
 // The body as a Boost.JSON tree in its own arena.
@@ -627,24 +635,24 @@ result<request> parse_openai_request_reference(std::string_view body, endpoint k
 // ---- request's body tree --------------------------------------------------------------------------
 
 const boost::json::object& request::body() const {
-  if (body_) return *body_;
+  if (auto* b = body_.get()) return *b;
   // raw_body was validated when the request was parsed, so this does not fail; if a caller put
   // something else there, the body is empty rather than half-built.
   if (!raw_body.empty()) {
-    if (auto v = parse_body_tree(raw_body); v && v->is_object())
-      return body_.emplace(std::move(v->get_object()));  // move-constructed: keeps the arena
+    if (auto v = parse_body_tree(raw_body); v && v->is_object())  // move-constructed: keeps the arena
+      return body_.publish(new boost::json::object(std::move(v->get_object())));
   }
-  return body_.emplace();
+  return body_.publish(new boost::json::object());
 }
 
 boost::json::object& request::mutable_body() {
-  (void)body();
+  auto& b = const_cast<boost::json::object&>(body());  // (a writer owns the request: no reader races it)
   raw_body.clear();
-  return *body_;
+  return b;
 }
 
 void request::set_body(boost::json::object b) {
-  body_.emplace(std::move(b));
+  body_.reset(new boost::json::object(std::move(b)));  // move-constructed: keeps its storage
   raw_body.clear();
 }
 

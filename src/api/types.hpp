@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -61,10 +62,40 @@ struct request {
   // The body for changing: raw_body no longer says the same and is cleared.
   boost::json::object& mutable_body();
   void set_body(boost::json::object b);
-  bool body_built() const noexcept { return body_.has_value(); }
+  bool body_built() const noexcept { return body_.get() != nullptr; }
 
  private:
-  mutable std::optional<boost::json::object> body_;
+  // The built tree. body() is const and may run on several threads reading one request (a cache
+  // flight's followers do): the first build to finish is published with one compare-exchange and
+  // the others drop theirs. Copies copy the tree (its storage, the request's arena, is shared).
+  class lazy_object {
+   public:
+    lazy_object() = default;
+    lazy_object(const lazy_object& o) : p_(o.get() ? new boost::json::object(*o.get()) : nullptr) {}
+    lazy_object(lazy_object&& o) noexcept : p_(o.p_.exchange(nullptr, std::memory_order_acq_rel)) {}
+    lazy_object& operator=(const lazy_object& o) {
+      if (this != &o) reset(o.get() ? new boost::json::object(*o.get()) : nullptr);
+      return *this;
+    }
+    lazy_object& operator=(lazy_object&& o) noexcept {
+      if (this != &o) reset(o.p_.exchange(nullptr, std::memory_order_acq_rel));
+      return *this;
+    }
+    ~lazy_object() { delete p_.load(std::memory_order_relaxed); }
+    boost::json::object* get() const noexcept { return p_.load(std::memory_order_acquire); }
+    void reset(boost::json::object* n) noexcept { delete p_.exchange(n, std::memory_order_acq_rel); }
+    // Publishes n unless another thread published first; returns the published one.
+    boost::json::object& publish(boost::json::object* n) const noexcept {
+      boost::json::object* expected = nullptr;
+      if (p_.compare_exchange_strong(expected, n, std::memory_order_acq_rel)) return *n;
+      delete n;
+      return *expected;
+    }
+
+   private:
+    mutable std::atomic<boost::json::object*> p_{nullptr};
+  };
+  lazy_object body_;
 };
 
 // One streamed event, always in OpenAI `chat.completion.chunk` (or `text_completion`) form, however
